@@ -1,0 +1,42 @@
+# The two README commands: `make pipeline` and `make test`. Both create or reuse .venv.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.sora-installed
+PYTHON ?= python3
+
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup pipeline test test-all mlflow-ui prefect-ui clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	@# CPU build of torch first (a plain `torch` would pull a multi-GB CUDA build; see STACK.md)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+pipeline: setup  ## run the whole pipeline through the Prefect flow on the built-in defaults
+	$(VENV)/bin/sora run
+
+test: setup  ## default test suite (excludes @slow)
+	$(PY) -m pytest -q
+
+test-all: setup  ## everything, including slow integration tests
+	$(PY) -m pytest -q -m "slow or not slow"
+
+mlflow-ui: setup
+	$(VENV)/bin/mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
+
+prefect-ui: setup
+	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200
+
+clean:
+	rm -rf data/raw data/processed data/vocab.json models .sora

@@ -1,0 +1,97 @@
+"""Token vocabulary built from the train split. Out-of-vocabulary Chinese words fall back to their characters,
+so a rare word still reaches the model as meaningful pieces instead of one <unk>."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from sora.io import read_json, write_json
+
+PAD, UNK, CLS, MASK = "<pad>", "<unk>", "<cls>", "<mask>"
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
+
+
+@dataclass
+class Vocab:
+    itos: list[str]
+    specials: list[str]
+
+    def __post_init__(self) -> None:
+        self.stoi = {t: i for i, t in enumerate(self.itos)}
+        self.pad_id, self.unk_id = self.stoi[PAD], self.stoi[UNK]
+        self.cls_id, self.mask_id = self.stoi[CLS], self.stoi[MASK]
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self.stoi
+
+    def ids(self, tokens: Iterable[str]) -> list[int]:
+        """Token ids with character fallback for unknown CJK words."""
+        out: list[int] = []
+        for tok in tokens:
+            i = self.stoi.get(tok)
+            if i is not None:
+                out.append(i)
+            elif len(tok) > 1 and any(_is_cjk(c) for c in tok):
+                out.extend(self.stoi.get(c, self.unk_id) for c in tok)
+            else:
+                out.append(self.unk_id)
+        return out
+
+    def encode(self, tokens: Sequence[str], max_len: int) -> list[int]:
+        """[CLS] + ids, truncated to max_len (no padding; the collate function pads)."""
+        return [self.cls_id] + self.ids(tokens)[: max_len - 1]
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        return [self.itos[i] for i in ids]
+
+    @classmethod
+    def build(cls, token_lists: Iterable[Sequence[str]], specials: list[str], min_freq: int, max_size: int) -> "Vocab":
+        words: Counter[str] = Counter()
+        chars: Counter[str] = Counter()
+        for toks in token_lists:
+            words.update(toks)
+            for tok in toks:
+                if len(tok) > 1:
+                    chars.update(c for c in tok if _is_cjk(c))
+        budget = max_size - len(specials)
+        # Characters first (bounded to a quarter of the budget) so every word can fall back to them.
+        char_part = [c for c, n in chars.most_common(budget // 4) if n >= min_freq and c not in specials]
+        seen = set(specials) | set(char_part)
+        word_part = [w for w, n in words.most_common() if n >= min_freq and w not in seen]
+        itos = list(specials) + char_part + word_part[: budget - len(char_part)]
+        return cls(itos=itos, specials=list(specials))
+
+    def to_dict(self) -> dict:
+        return {"specials": self.specials, "tokens": self.itos}
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Vocab":
+        return cls(itos=list(data["tokens"]), specials=list(data["specials"]))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Vocab":
+        return cls.from_dict(read_json(path))
+
+
+def oov_rates(vocab: Vocab, token_lists: Iterable[Sequence[str]]) -> dict[str, float]:
+    """Share of tokens not in the vocabulary as whole tokens, and share of ids that end up <unk>."""
+    total = missing = ids_total = unk = 0
+    for toks in token_lists:
+        total += len(toks)
+        missing += sum(t not in vocab for t in toks)
+        ids = vocab.ids(toks)
+        ids_total += len(ids)
+        unk += sum(i == vocab.unk_id for i in ids)
+    return {"oov_rate": missing / max(total, 1), "unk_rate": unk / max(ids_total, 1)}

@@ -1,0 +1,102 @@
+"""`sora validate` on hostile inputs: exit 1, one clear line per problem, never a traceback."""
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from sora.cli import app
+
+runner = CliRunner()
+
+
+def _validate(*paths):
+    result = runner.invoke(app, ["validate", *map(str, paths)])
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    return result
+
+
+def test_valid_files_pass(tmp_path):
+    csv = tmp_path / "ok.csv"
+    csv.write_text("text,label,lang\n好看,1,zh\nbad movie,0,en\n", encoding="utf-8")
+    jsonl = tmp_path / "ok.jsonl"
+    jsonl.write_text("\n".join(json.dumps({"text": t, "label": l}) for t, l in [("good", 1), ("差", 0)]))
+    pq = tmp_path / "ok.parquet"
+    pd.DataFrame({"text": ["a b", "c d"], "label": [0, 1]}).to_parquet(pq)
+    tsv = tmp_path / "ok.tsv"
+    tsv.write_bytes("\ufefftext\tlabel\r\n很好\t1\r\nawful\t0\r\n".encode("utf-8"))  # BOM + CRLF are fine
+    result = _validate(csv, jsonl, pq, tsv)
+    assert result.exit_code == 0, result.output
+    assert result.output.count(": ok (") == 4
+
+
+CASES = {
+    "gbk.csv": ("text,label\n这本书很好,1\n太差了,0\n".encode("gbk"), "not valid UTF-8"),
+    "misspelled.csv": (b"txt,label\nhello,1\n", "missing column 'text' (found 'txt': misspelled?)"),
+    "nolabel.csv": (b"text\nhello\n", "missing column 'label'"),
+    "empty.csv": (b"", "file is empty"),
+    "header.csv": (b"text,label\n", "header only"),
+    "binary.csv": (bytes(range(256)) * 10, "looks binary"),
+    "junk.parquet": (b"PAR1 not really parquet", "not a readable Parquet file"),
+    "ext.xlsx": (b"whatever", "unsupported file type"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_unusable_files(tmp_path, name):
+    content, expected = CASES[name]
+    path = tmp_path / name
+    path.write_bytes(content)
+    result = _validate(path)
+    assert result.exit_code == 1
+    assert expected in result.output and str(path) in result.output
+
+
+def test_missing_path(tmp_path):
+    result = _validate(tmp_path / "nope.csv")
+    assert result.exit_code == 1 and "no such file" in result.output
+
+
+def test_row_problems_are_reported_with_row_numbers(tmp_path):
+    path = tmp_path / "rows.csv"
+    big = "长" * 1_000_000
+    path.write_text(
+        "text,label\n"
+        "fine text,1\n"        # line 2 ok
+        "   ,0\n"              # line 3 whitespace-only text
+        "no label,\n"          # line 4 missing label
+        "float label,1.5\n"    # line 5
+        "word label,positive\n"  # line 6
+        "nan label,NaN\n"      # line 7
+        f"{big},0\n",          # line 8: 1 MB row
+        encoding="utf-8")
+    result = _validate(path)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert f"{path}:3: text is empty" in lines
+    assert f"{path}:4: label is missing" in lines
+    assert any(line.startswith(f"{path}:5: label '1.5' is a float") for line in lines)
+    assert any(line.startswith(f"{path}:6: label 'positive' is not an integer") for line in lines)
+    assert f"{path}:7: label is missing" in lines
+    assert any(line.startswith(f"{path}:8: text has 1,000,000 characters") for line in lines)
+    assert all(len(line) < 300 for line in lines)
+
+
+def test_single_class_is_reported(tmp_path):
+    path = tmp_path / "one.csv"
+    path.write_text("text,label\ngood,1\ngreat,1\n")
+    result = _validate(path)
+    assert result.exit_code == 1 and "only one class" in result.output
+
+
+def test_jsonl_bad_lines_and_float_labels(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"text": "good", "label": 1}\n{oops\n{"text": "bad", "label": 0.0}\n[1,2]\n'
+                    '{"text": "meh", "label": 0}\n')
+    result = _validate(path)
+    assert result.exit_code == 1
+    assert f"{path}:2: invalid JSON" in result.output
+    assert f"{path}:3: label 0.0 is a float" in result.output
+    assert f"{path}:4: line is not a JSON object" in result.output
