@@ -96,7 +96,9 @@ class PretrainParams(Block):
     delete_rate: float = Field(0.05, ge=0, le=1)
     span_rate: float = Field(0.05, ge=0, le=1)
     max_span: int = Field(3, ge=1)
-    max_texts: int = Field(40000, ge=1)
+    max_texts: int = Field(20000, ge=1)
+    max_len: int = Field(64, ge=8)  # pretraining sequences are cut shorter than model.max_len: cost is ~T*V
+    loss_fraction: float = Field(0.2, gt=0, le=1)  # share of target positions scored per step
 
 
 class FinetuneParams(Block):

@@ -1,0 +1,107 @@
+"""Training throughput and peak memory for the default setting (params.yaml), pretraining and fine-tuning,
+measured on the real processed data (run `dvc repro vocab` first).
+
+    python benchmarks/train.py [--steps 30] [--precision 16-mixed --accelerator gpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+class Throughput:
+    """Lightning callback: samples/s over training batches after a warm-up."""
+
+    def __new__(cls, *args, **kwargs):
+        import lightning as L
+
+        class _Cb(L.Callback):
+            def __init__(self, warmup: int = 3):
+                self.warmup, self.samples, self.start, self.seen = warmup, 0, None, 0
+
+            def on_train_batch_start(self, trainer, module, batch, batch_idx):
+                if self.seen == self.warmup:
+                    if module.device.type == "cuda":
+                        import torch
+                        torch.cuda.synchronize()
+                    self.start = time.perf_counter()
+
+            def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+                self.seen += 1
+                if self.start is not None:
+                    self.samples += len(next(iter(batch.values())))
+
+            def rate(self, device_type: str) -> float:
+                if device_type == "cuda":
+                    import torch
+                    torch.cuda.synchronize()
+                return self.samples / (time.perf_counter() - self.start)
+
+        return _Cb(*args, **kwargs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--precision", default=None)
+    parser.add_argument("--accelerator", default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    args = parser.parse_args()
+
+    import torch
+
+    from sora.config import load_params
+    from sora.stages.pretrain import pretrain_corpus
+    from sora.stages.training import load_splits, load_vocab
+    from sora.training.data import TextDataModule
+    from sora.training.modules import ClassifierModule, PretrainModule
+    from sora.training.trainer import build_trainer, seed_and_threads
+
+    overrides = {"trainer": {k: v for k, v in (("precision", args.precision), ("accelerator", args.accelerator),
+                                                ("batch_size", args.batch_size)) if v is not None}}
+    params = load_params(overrides=overrides)
+    t, p = params.trainer, params.pretrain
+    seed_and_threads(t)
+    vocab = load_vocab()
+    rows = []
+
+    train, val = pretrain_corpus(params)
+    data = TextDataModule(train, None, vocab=vocab, max_len=min(p.max_len, params.model.max_len),
+                          batch_size=t.batch_size, mode="denoise", mask_rate=p.mask_rate,
+                          delete_rate=p.delete_rate, span_rate=p.span_rate, max_span=p.max_span)
+    module = PretrainModule(len(vocab), vocab.pad_id, params.model, lr=p.lr, loss_fraction=p.loss_fraction)
+    rows.append(("pretrain (denoising AE)", module, data))
+
+    splits = load_splits("train")
+    data = TextDataModule(splits["train"], None, vocab=vocab, max_len=params.model.max_len,
+                          batch_size=t.batch_size, mode="classify")
+    for method in ("none", params.harden.method):
+        module = ClassifierModule(len(vocab), vocab.pad_id, params.model, adv_method=method,
+                                  adv_epsilon=params.harden.epsilon, adv_steps=params.harden.steps,
+                                  adv_step_size=params.harden.step_size)
+        rows.append((f"finetune (adv={method})", module, data))
+
+    print(f"setting: accelerator={t.accelerator} precision={t.precision} batch={t.batch_size} "
+          f"threads={t.threads} model d={params.model.d_model} layers={params.model.n_layers} vocab={len(vocab)}")
+    print(f"{'phase':28s} {'samples/s':>10s} {'peak RSS MiB':>13s} {'peak GPU MiB':>13s}")
+    for name, module, data in rows:
+        cb = Throughput()
+        trainer = build_trainer(t, 1, "benchmarks/out", callbacks=[cb], enable_progress_bar=False,
+                                limit_train_batches=args.steps, limit_val_batches=0)
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        trainer.fit(module, datamodule=data)
+        device = module.device.type
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else float("nan")
+        print(f"{name:28s} {cb.rate(device):10.1f} {rss:13.0f} {gpu:13.0f}")
+
+
+if __name__ == "__main__":
+    main()

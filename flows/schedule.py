@@ -1,0 +1,63 @@
+"""Cron deployment of the retrain flow.
+
+`sora schedule --cron "0 3 * * *"` serves it (a long-running process that executes the scheduled runs);
+`register_deployment(name, cron)` only applies the deployment (for a scripted check, or to attach a work pool
+later). Scheduled runs are created by a Prefect server's scheduler service, so point PREFECT_API_URL at a
+running server (`make prefect-ui`); Prefect's ephemeral mode runs no scheduler.
+
+Overlaps: the deployment has concurrency_limit=1 with the CANCEL_NEW collision strategy, so the server cancels
+a run that comes due while the previous one still runs (state message "Deployment concurrency limit
+reached."); inside the flow a deployment run also checks for an earlier running run of the deployment and
+for `.sora/flow.lock`, and logs "skipped: previous run still in progress" before returning.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_NAME = "sora-retrain"
+DEFAULT_CRON = "0 3 * * *"
+
+# the flow is loaded from flows/retrain.py relative to the repo root (the served runs' entrypoint)
+if str(Path.cwd()) not in sys.path:
+    sys.path.insert(0, str(Path.cwd()))
+
+
+def build_deployment(name: str = DEFAULT_NAME, cron: str = DEFAULT_CRON, timezone: str | None = None,
+                     parameters: dict[str, Any] | None = None):
+    """RunnerDeployment of the retrain flow on a cron schedule, at most one run at a time."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect.schedules import Cron
+
+    from flows.retrain import retrain
+
+    return retrain.to_deployment(
+        name=name,
+        schedule=Cron(cron, timezone=timezone),
+        concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
+        parameters=parameters or {},
+        tags=["sora"],
+        description=f"Sora retrain on cron '{cron}'" + (f" ({timezone})" if timezone else " (UTC)")
+                    + "; overlapping runs are cancelled/skipped.",
+    )
+
+
+def register_deployment(name: str = DEFAULT_NAME, cron: str = DEFAULT_CRON, timezone: str | None = None) -> str:
+    """Create/update the cron deployment without serving it; returns the deployment id."""
+    return str(build_deployment(name, cron, timezone).apply())
+
+
+def server_configured() -> bool:
+    from prefect.settings import PREFECT_API_URL
+
+    return bool(PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL"))
+
+
+def serve_schedule(name: str = DEFAULT_NAME, cron: str = DEFAULT_CRON, timezone: str | None = None) -> None:
+    """Apply the deployment and execute its scheduled runs in this process until interrupted (Ctrl-C)."""
+    from prefect import serve
+
+    serve(build_deployment(name, cron, timezone), limit=1)

@@ -1,0 +1,50 @@
+"""Strings in, probabilities out: the classifier + vocabulary + tokeniser as one object. Used by evaluation,
+the attack suite, the MLflow pyfunc model and `sora predict`."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from sora.data.text import detect_lang, normalise, tokenise_many
+from sora.data.vocab import Vocab
+from sora.training.data import pad_ids
+
+
+class Predictor:
+    def __init__(self, model: torch.nn.Module, vocab: Vocab, max_len: int, batch_size: int = 256):
+        self.model = model.eval()
+        self.vocab, self.max_len, self.batch_size = vocab, max_len, batch_size
+
+    def encode(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[list[int]]:
+        """Normalise, detect language where not given (unknown scripts are tokenised as English: the model
+        still answers, `sora predict` warns), tokenise per language, map to ids."""
+        norm = [normalise(t) for t in texts]
+        langs = list(langs) if langs is not None else [detect_lang(t) for t in norm]
+        langs = [lang if lang in ("zh", "en") else "en" for lang in langs]
+        ids: list[list[int] | None] = [None] * len(norm)
+        for lang in ("zh", "en"):
+            idx = [i for i, lg in enumerate(langs) if lg == lang]
+            for i, toks in zip(idx, tokenise_many([norm[i] for i in idx], lang)):
+                ids[i] = self.vocab.encode(toks, self.max_len)
+        return ids  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def predict_ids(self, ids: list[list[int]]) -> np.ndarray:
+        out = []
+        # Sort by length so each batch pads little; restore the order afterwards.
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        for start in range(0, len(order), self.batch_size):
+            chunk = [ids[i] for i in order[start : start + self.batch_size]]
+            out.append(torch.softmax(self.model(pad_ids(chunk, self.vocab.pad_id)), dim=-1).float().numpy())
+        probs = np.concatenate(out) if out else np.zeros((0, 2), dtype=np.float32)
+        result = np.empty_like(probs)
+        result[order] = probs
+        return result
+
+    def predict_proba(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, 2), dtype=np.float32)
+        return self.predict_ids(self.encode(texts, langs))

@@ -1,0 +1,115 @@
+"""finetune: classifier with its encoder initialised from pretraining (or scratch), early-stopped on val
+macro-F1 -> models/finetune/{best,last}.ckpt, metrics/finetune.json, plots/finetune.csv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from sora.config import Params
+from sora.data.sources import DataError
+from sora.io import read_json, write_json
+from sora.tracking.runs import is_rank_zero
+from sora.stages.common import METRICS, MODELS, PLOTS, PROCESSED, VOCAB, main, require
+from sora.stages.training import ResumableFit, Timer, fingerprint, load_splits, load_vocab, loggers, maybe_stage_run
+
+OUT = MODELS / "finetune"
+ENCODER = MODELS / "pretrain" / "encoder.pt"
+METRIC_KEYS = ("acc", "f1", "acc_zh", "f1_zh", "acc_en", "f1_en")
+
+
+def epochs_to_best(curve: Path, monitor: str = "val_f1") -> int | None:
+    """1-based epoch with the best monitored value, from the epoch CSV."""
+    if not curve.exists():
+        return None
+    frame = pd.read_csv(curve)
+    if monitor not in frame or frame[monitor].isna().all():
+        return None
+    return int(frame.loc[frame[monitor].idxmax(), "epoch"]) + 1
+
+
+def fit_classifier(params: Params, stage: str, module, train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame,
+                   max_epochs: int, patience: int | None, fp_inputs: list[Path], mlflow=None) -> dict:
+    """Fit with best/last checkpoints (resumable), then val and test metrics of the best checkpoint."""
+    from sora.training.data import TextDataModule
+    from sora.training.trainer import build_trainer, checkpoint_callbacks
+
+    t = params.trainer
+    vocab = load_vocab()
+    data = TextDataModule(train, val, test, vocab=vocab, max_len=params.model.max_len, batch_size=t.batch_size,
+                          num_workers=t.num_workers, mode="classify", seed=t.seed)
+    work = ResumableFit(stage)
+    resume = work.prepare(fingerprint(params, ("model", "trainer", stage, "finetune"), fp_inputs))
+    trainer = build_trainer(t, max_epochs, work.dir,
+                            callbacks=checkpoint_callbacks(work.dir, "val_f1", "max", patience),
+                            logger=loggers(params, mlflow, stage))
+    with Timer() as timer:
+        trainer.fit(module, datamodule=data, ckpt_path=resume)
+    metrics: dict[str, float] = {"train_seconds": round(timer.seconds, 1), "train_examples": len(train)}
+    for split, run in (("val", trainer.validate), ("test", trainer.test)):
+        result = run(module, datamodule=data, ckpt_path="best", verbose=False)[0]
+        metrics.update({f"{split}_{k}": round(float(result[f"{split}_{k}"]), 5)
+                        for k in METRIC_KEYS if f"{split}_{k}" in result})
+    if trainer.is_global_zero:
+        metrics["epochs_to_best"] = epochs_to_best(PLOTS / f"{stage}.csv")
+        metrics["epochs_run"] = int(trainer.current_epoch)
+        work.finish(MODELS / stage)
+    return metrics
+
+
+def with_baseline(metrics: dict) -> dict:
+    """Put the baseline's test accuracy beside ours (same split, same run of the pipeline)."""
+    base_path = METRICS / "baseline.json"
+    if not base_path.exists():
+        return metrics
+    base = read_json(base_path)
+    out = dict(metrics)
+    for lang in ("zh", "en"):
+        if f"{lang}_test_acc" in base and f"test_acc_{lang}" in metrics:
+            out[f"baseline_test_acc_{lang}"] = base[f"{lang}_test_acc"]
+            out[f"test_acc_{lang}_minus_baseline"] = round(metrics[f"test_acc_{lang}"] - base[f"{lang}_test_acc"], 5)
+    return out
+
+
+def finetune(params: Params, mlflow=None) -> dict:
+    from sora.training.modules import ClassifierModule
+    from sora.training.trainer import seed_and_threads
+
+    p = params.finetune
+    seed_and_threads(params.trainer)
+    splits = load_splits("train", "val", "test")
+    vocab = load_vocab()
+    num_classes = int(max(s["label"].max() for s in splits.values())) + 1
+    module = ClassifierModule(len(vocab), vocab.pad_id, params.model, num_classes=num_classes, lr=p.lr,
+                              weight_decay=p.weight_decay)
+    inputs = [VOCAB, PROCESSED]
+    if p.init == "pretrained":
+        require(ENCODER)
+        import torch
+
+        state = torch.load(ENCODER, map_location="cpu", weights_only=True)
+        if state["vocab_size"] != len(vocab) or state["model_params"] != params.model.model_dump():
+            raise DataError(f"{ENCODER} was pretrained with another vocabulary or model shape: rerun pretrain")
+        module.load_encoder_state(state["state_dict"])
+        inputs.append(ENCODER)
+    metrics = fit_classifier(params, "finetune", module, splits["train"], splits["val"], splits["test"],
+                             p.max_epochs, p.patience, inputs, mlflow)
+    metrics = with_baseline({**metrics, "init_pretrained": int(p.init == "pretrained")})
+    if is_rank_zero():
+        write_json(METRICS / "finetune.json", metrics)
+        print(f"finetune: {metrics}")
+    return metrics
+
+
+def run(params: Params) -> None:
+    with maybe_stage_run("finetune", params, ("model", "trainer", "finetune"),
+                         inputs=["data/processed", "data/vocab.json", "models/pretrain"]) as mlflow:
+        metrics = finetune(params, mlflow)
+        if mlflow is not None:
+            mlflow.log_metrics({f"final_{k}": v for k, v in metrics.items() if v is not None})
+            mlflow.log_artifact(str(VOCAB))
+
+
+if __name__ == "__main__":
+    main(run)

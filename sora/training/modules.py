@@ -1,0 +1,197 @@
+"""LightningModules: denoising pretraining and (optionally adversarial) classification.
+
+Hyperparameters are plain ints/floats/strs/dicts only, so checkpoints load with torch.load(weights_only=True).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MetricCollection, SumMetric
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from sora.config import ModelParams
+from sora.models.autoencoder import DenoisingAutoencoder
+from sora.models.classifier import Classifier
+from sora.models.encoder import TransformerEncoder
+from sora.training.adversarial import METHODS, adversarial_loss
+from sora.training.data import LANG_IDS
+
+
+def _plain(model_params: ModelParams | dict[str, Any]) -> dict[str, Any]:
+    """ModelParams -> dict, validated, so hparams hold only plain types."""
+    return ModelParams.model_validate(dict(model_params) if isinstance(model_params, dict) else
+                                      model_params.model_dump()).model_dump()
+
+
+def build_encoder(vocab_size: int, pad_id: int, model_params: ModelParams | dict[str, Any]) -> TransformerEncoder:
+    return TransformerEncoder.from_params(vocab_size, pad_id, ModelParams.model_validate(_plain(model_params)))
+
+
+def build_classifier(vocab_size: int, pad_id: int, model_params: ModelParams | dict[str, Any],
+                     num_classes: int) -> Classifier:
+    p = _plain(model_params)
+    return Classifier(build_encoder(vocab_size, pad_id, p), num_classes, p["dropout"])
+
+
+def _warmup_linear(total_steps: float, warmup_ratio: float):
+    """LR multiplier: linear warmup, then linear decay to 0 (constant if the step count is unknown)."""
+    total = int(total_steps) if math.isfinite(total_steps) and total_steps > 0 else 0
+    warmup = max(1, int(total * warmup_ratio)) if total else 1
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if not total:
+            return 1.0
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
+
+
+class PretrainModule(L.LightningModule):
+    """Denoising-autoencoder pretraining. Batches: {noisy, target} from TextDataModule(mode='denoise')."""
+
+    def __init__(self, vocab_size: int, pad_id: int, model_params: ModelParams | dict[str, Any], lr: float = 1e-3,
+                 loss_fraction: float = 1.0):
+        super().__init__()
+        model_params = _plain(model_params)
+        self.save_hyperparameters({"vocab_size": vocab_size, "pad_id": pad_id, "model_params": model_params,
+                                   "lr": lr, "loss_fraction": loss_fraction})
+        encoder = build_encoder(vocab_size, pad_id, model_params)
+        self.autoencoder = DenoisingAutoencoder(encoder, vocab_size, model_params["decoder_layers"],
+                                                model_params["dropout"])
+
+    def encoder_state_dict(self) -> dict[str, torch.Tensor]:
+        """What ClassifierModule.load_encoder_state expects."""
+        return self.autoencoder.encoder.state_dict()
+
+    def on_train_epoch_start(self) -> None:
+        # New noise every epoch, deterministic per (seed, epoch, item).
+        dataset = getattr(self.trainer.train_dataloader, "dataset", None)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(self.current_epoch)
+
+    def _step(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None,
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.autoencoder.loss_and_accuracy(batch["noisy"], batch["target"], self.hparams.pad_id,
+                                                  self.hparams.get("loss_fraction", 1.0), generator)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, _ = self._step(batch)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True,
+                 batch_size=batch["target"].size(0))
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        # The same scored positions every epoch, so val_loss is comparable across epochs.
+        generator = torch.Generator(device=batch["target"].device).manual_seed(batch_idx)
+        loss, acc = self._step(batch, generator)
+        n = batch["target"].size(0)
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=n)
+        self.log("val_token_acc", acc, on_epoch=True, sync_dist=True, batch_size=n)
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr)
+
+
+class ClassifierModule(L.LightningModule):
+    """Fine-tuning / hardening. Batches: {ids, label, lang_id} from TextDataModule(mode='classify').
+    Logs {stage}_acc, {stage}_f1 (macro) overall and per language (_zh, _en) for stage in val/test."""
+
+    def __init__(self, vocab_size: int, pad_id: int, model_params: ModelParams | dict[str, Any],
+                 num_classes: int = 2, lr: float = 1e-3, weight_decay: float = 0.01,
+                 adv_method: str = "none", adv_epsilon: float = 1.0, adv_steps: int = 3,
+                 adv_step_size: float = 0.3, warmup_ratio: float = 0.1):
+        super().__init__()
+        if adv_method not in METHODS:
+            raise ValueError(f"adv_method must be one of {METHODS}, got {adv_method!r}")
+        model_params = _plain(model_params)
+        self.save_hyperparameters({
+            "vocab_size": vocab_size, "pad_id": pad_id, "model_params": model_params, "num_classes": num_classes,
+            "lr": lr, "weight_decay": weight_decay, "adv_method": adv_method, "adv_epsilon": adv_epsilon,
+            "adv_steps": adv_steps, "adv_step_size": adv_step_size, "warmup_ratio": warmup_ratio,
+        })
+        self.model = build_classifier(vocab_size, pad_id, model_params, num_classes)
+        # One metric set per stage and slice; states are not persistent, so checkpoints stay weights-only.
+        self.metrics = nn.ModuleDict({
+            f"{stage}{suffix}": MetricCollection({
+                "acc": MulticlassAccuracy(num_classes, average="micro"),
+                "f1": MulticlassF1Score(num_classes, average="macro"),
+                "n": SumMetric(),  # examples seen, to skip a language absent from the split
+            }, compute_groups=False)
+            for stage in ("val", "test") for suffix in ("", "_zh", "_en")
+        })
+
+    def forward(self, ids: torch.Tensor, embeds: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(ids, embeds)
+
+    def load_encoder_state(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Initialise the encoder from a pretrained one (PretrainModule.encoder_state_dict())."""
+        self.model.encoder.load_state_dict(state_dict)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        h = self.hparams
+        loss = adversarial_loss(h.adv_method, self.model, batch["ids"], batch["label"],
+                                h.adv_epsilon, h.adv_steps, h.adv_step_size)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True,
+                 batch_size=batch["ids"].size(0))
+        return loss
+
+    def _update(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
+        logits = self.model(batch["ids"])
+        labels, langs = batch["label"], batch["lang_id"]
+        for suffix, rows in (("", torch.ones_like(labels, dtype=torch.bool)),
+                             ("_zh", langs.eq(LANG_IDS["zh"])), ("_en", langs.eq(LANG_IDS["en"]))):
+            if rows.any():
+                m = self.metrics[stage + suffix]
+                m["acc"].update(logits[rows], labels[rows])
+                m["f1"].update(logits[rows], labels[rows])
+                m["n"].update(rows.sum().float())
+        self.log(f"{stage}_loss", F.cross_entropy(logits, labels), on_epoch=True, sync_dist=True,
+                 batch_size=labels.size(0))
+
+    def _log_epoch(self, stage: str) -> None:
+        # compute() syncs across DDP ranks; every rank then sees the same counts and logs the same keys.
+        for suffix in ("", "_zh", "_en"):
+            m = self.metrics[stage + suffix]
+            with warnings.catch_warnings():  # a rank may have seen no rows of a language: not an error
+                warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
+                values = m.compute()
+            if values["n"] > 0:
+                self.log(f"{stage}_acc{suffix}", values["acc"], sync_dist=True)
+                self.log(f"{stage}_f1{suffix}", values["f1"], sync_dist=True)
+            m.reset()
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._update("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._update("test", batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        return torch.softmax(self.model(batch["ids"]), dim=-1)
+
+    def configure_optimizers(self):
+        # No weight decay on biases, LayerNorms and embeddings (the usual transformer recipe).
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            embedding = name.endswith(("tok.weight", "pos.weight"))
+            (decay if p.ndim >= 2 and not embedding else no_decay).append(p)
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=self.hparams.lr)
+        factor = _warmup_linear(self.trainer.estimated_stepping_batches, self.hparams.warmup_ratio)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

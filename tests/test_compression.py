@@ -1,0 +1,222 @@
+"""Pruning, dynamic int8 quantisation and measurement on a tiny Transformer classifier."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from sora.compression import (detach_masked_weights, global_magnitude_prune, is_pruned, latency_p50_ms,
+                              load_sparse_state_dict, make_permanent, prunable_parameters,
+                              quantization_summary,
+                              quantize_dynamic_int8, save_sparse_state_dict, size_on_disk_bytes,
+                              sparse_size_on_disk_bytes, sparsity_report, throughput)
+
+VOCAB, SEQ = 1000, 12
+# Raw global magnitude on a freshly initialised model fully prunes the Linear weights (see
+# test_unnormalized_global_prune_warns_about_dead_tensors); the other tests do not care.
+pytestmark = pytest.mark.filterwarnings("ignore:global magnitude pruning removed every weight")
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(VOCAB, 32, padding_idx=0)
+        self.layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True, norm_first=True)
+        self.head = nn.Linear(32, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.layer(self.emb(ids), src_key_padding_mask=ids.eq(0)).mean(1))
+
+
+@pytest.fixture
+def model() -> Tiny:
+    torch.manual_seed(0)
+    return Tiny()
+
+
+def ids(n: int, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(1, VOCAB, (n, SEQ), generator=g)
+
+
+def masked_reference(pruned: nn.Module) -> nn.Module:
+    """A plain copy whose weights are the pruned model's orig * mask (what it should compute with)."""
+    ref = copy.deepcopy(detach_masked_weights(pruned))
+    make_permanent(ref)
+    return ref
+
+
+def test_prunable_parameters_cover_weights_not_biases(model):
+    names = {id(m): n for n, m in model.named_modules()}
+    got = {f"{names[id(m)]}.{n}" for m, n in prunable_parameters(model)}
+    assert got == {"emb.weight", "layer.self_attn.in_proj_weight", "layer.self_attn.out_proj.weight",
+                   "layer.linear1.weight", "layer.linear2.weight", "head.weight"}
+    no_emb = {f"{names[id(m)]}.{n}" for m, n in prunable_parameters(model, include_embeddings=False)}
+    assert no_emb == got - {"emb.weight"}
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_global_prune_reaches_target_and_survives_make_permanent(model, normalize):
+    x = ids(16)
+    untouched = {k: v.clone() for k, v in model.state_dict().items() if "bias" in k or "norm" in k}
+    global_magnitude_prune(model, 0.7, normalize=normalize)
+    assert is_pruned(model)
+    assert abs(sparsity_report(model)["global"] - 0.7) <= 0.01
+    # Biases and LayerNorm untouched.
+    for k, v in untouched.items():
+        assert torch.equal(model.state_dict()[k], v), k
+    # Forward works in train and eval (MHA reads the reparametrised in_proj_weight) and matches a plain
+    # model holding the masked weights.
+    ref = masked_reference(model)
+    for mode in (True, False):
+        model.train(mode), ref.train(mode)
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), ref(x))
+    before = model.eval()(x).detach()
+    make_permanent(model)
+    assert not is_pruned(model)
+    assert not any(k.endswith(("_orig", "_mask")) for k in model.state_dict())
+    assert abs(sparsity_report(model)["global"] - 0.7) <= 0.01
+    with torch.inference_mode():  # eval fast path of TransformerEncoderLayer is back on
+        torch.testing.assert_close(model(x), before)
+    assert model(x).shape == (16, 2)
+
+
+def test_pruning_changes_outputs_consistently(model):
+    x = ids(16)
+    with torch.no_grad():
+        dense = model.eval()(x)
+    global_magnitude_prune(model, 0.7)
+    with torch.no_grad():
+        pruned = model(x)
+    assert not torch.allclose(dense, pruned)
+
+
+def test_masks_keep_pruned_weights_zero_during_finetune(model):
+    global_magnitude_prune(model, 0.7, normalize=True)  # every tensor keeps some live weights
+    masks = {f"{m}.{n}": getattr(mod, n + "_mask").clone()
+             for m, mod in model.named_modules() for n in ("weight", "in_proj_weight")
+             if hasattr(mod, n + "_mask")}
+    out_proj_before = model.layer.self_attn.out_proj.weight_orig.detach().clone()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x, y = ids(32), torch.randint(0, 2, (32,))
+    model.train()
+    for _ in range(3):  # several steps: a stale out_proj.weight would fail on the 2nd backward
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert not torch.equal(model.layer.self_attn.out_proj.weight_orig, out_proj_before)
+    assert sparsity_report(model)["global"] >= 0.7 - 0.01
+    for name, mask in masks.items():
+        mod_name, pname = name.rsplit(".", 1)
+        mod = model.get_submodule(mod_name)
+        assert torch.all(getattr(mod, pname)[mask == 0] == 0), name
+    # The forward computes with the *updated* weights (out_proj mask re-applied through MHA's hook).
+    ref = masked_reference(model)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), ref.eval()(x))
+    make_permanent(model)
+    assert abs(sparsity_report(model)["global"] - 0.7) <= 0.01
+
+
+def test_unnormalized_global_prune_warns_about_dead_tensors(model):
+    # Embedding ~N(0,1) vs Linear ~U(+-1/sqrt(32)): the raw global threshold takes every Linear weight.
+    with pytest.warns(UserWarning, match="removed every weight"):
+        global_magnitude_prune(model, 0.7)
+    assert sparsity_report(model)["per_parameter"]["head.weight"] == 1.0
+    fresh = Tiny()
+    global_magnitude_prune(fresh, 0.7, normalize=True)
+    per = sparsity_report(fresh)["per_parameter"]
+    assert max(per.values()) < 0.9 and abs(sparsity_report(fresh)["global"] - 0.7) <= 0.01
+
+
+def test_iterative_prune_targets_total_sparsity(model):
+    global_magnitude_prune(model, 0.5, normalize=True)
+    assert abs(sparsity_report(model)["global"] - 0.5) <= 0.01
+    global_magnitude_prune(model, 0.7, normalize=True)
+    assert abs(sparsity_report(model)["global"] - 0.7) <= 0.01
+
+
+def test_tied_weights_are_skipped(model):
+    model.head2 = nn.Linear(32, VOCAB, bias=False)
+    model.head2.weight = model.emb.weight
+    with pytest.warns(UserWarning, match="tied"):
+        params = prunable_parameters(model)
+    assert all(p is not model.emb and p is not model.head2 for p, _ in params)
+
+
+@pytest.mark.parametrize("quantize_embeddings", [True, False])
+def test_quantized_outputs_close_and_smaller(model, quantize_embeddings):
+    model.eval()
+    x = ids(256, seed=2)
+    q = quantize_dynamic_int8(model, quantize_embeddings=quantize_embeddings)
+    assert not model.training and type(model.head) is nn.Linear  # original untouched
+    with torch.inference_mode():
+        ref, out = model(x), q(x)
+    agree = (ref.argmax(1) == out.argmax(1)).float().mean().item()
+    max_diff = (ref - out).abs().max().item()
+    print(f"quantize_embeddings={quantize_embeddings}: argmax agreement {agree:.3f}, "
+          f"max |logit diff| {max_diff:.4f}, size {size_on_disk_bytes(model)} -> {size_on_disk_bytes(q)}")
+    assert agree >= 0.95
+    assert max_diff < 0.1
+    ratio = size_on_disk_bytes(model) / size_on_disk_bytes(q)
+    assert ratio >= (2.0 if quantize_embeddings else 1.0)
+
+    summary = quantization_summary(q)
+    quantized = set(summary["quantized_modules"])
+    assert {"layer.linear1", "layer.linear2", "head"} <= quantized
+    assert ("emb" in quantized) == quantize_embeddings
+    # Attention projections stay fp32 (in_proj is a raw Parameter, out_proj is NonDynamicallyQuantizable).
+    assert "layer.self_attn.in_proj_weight" in summary["float_parameters"]
+    assert "layer.self_attn.out_proj.weight" in summary["float_parameters"]
+
+
+def test_quantize_pruned_model_and_reload(model, tmp_path):
+    global_magnitude_prune(model, 0.7)  # masks still active: quantize makes its copy permanent
+    q = quantize_dynamic_int8(model)
+    assert is_pruned(model)
+    with torch.inference_mode():
+        out = q(ids(8))
+    assert torch.isfinite(out).all()
+    # The quantised state dict loads into a freshly quantised model of the same architecture.
+    fresh = quantize_dynamic_int8(Tiny())
+    fresh.load_state_dict(q.state_dict())
+    with torch.inference_mode():
+        torch.testing.assert_close(fresh(ids(8)), out)
+
+
+def test_sparse_save_is_smaller_and_roundtrips(model, tmp_path):
+    global_magnitude_prune(model, 0.7)
+    make_permanent(model)
+    dense, sparse = size_on_disk_bytes(model), sparse_size_on_disk_bytes(model)
+    print(f"pruned 0.7: dense {dense} B, sparse {sparse} B ({dense / sparse:.2f}x)")
+    assert sparse < 0.6 * dense
+    path = tmp_path / "sparse.pt"
+    save_sparse_state_dict(model, path)
+    loaded = load_sparse_state_dict(path)
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded[k], v), k
+    fresh = Tiny()
+    fresh.load_state_dict(loaded)
+
+
+def test_latency_and_throughput_positive_and_restore_threads(model):
+    model.eval()
+    prev = torch.get_num_threads()
+    other = 2 if prev == 1 else 1
+    try:
+        lat = latency_p50_ms(model, ids(1), repeats=5, warmup=1, num_threads=other)
+        assert torch.get_num_threads() == prev
+        tput = throughput(model, ids(16), repeats=2, num_threads=other)
+        assert torch.get_num_threads() == prev
+    finally:
+        torch.set_num_threads(prev)
+    assert lat > 0 and math.isfinite(lat)
+    assert tput > 0 and math.isfinite(tput)
+    q = quantize_dynamic_int8(model)
+    assert latency_p50_ms(q, ids(1), repeats=3, warmup=1) > 0

@@ -1,0 +1,102 @@
+import random
+
+import pandas as pd
+import torch
+
+from sora.data.vocab import Vocab
+from sora.models import Classifier, DenoisingAutoencoder, TransformerEncoder, corrupt
+from sora.training.data import DenoisingDataset, collate_denoise
+
+SPECIALS = ["<pad>", "<unk>", "<cls>", "<mask>", "<bos>", "<eos>"]
+WORDS = [f"w{i}" for i in range(20)]
+
+
+def tiny_vocab() -> Vocab:
+    return Vocab.build([WORDS, WORDS], SPECIALS, min_freq=1, max_size=100)
+
+
+def tiny_encoder(vocab: Vocab, dropout: float = 0.0) -> TransformerEncoder:
+    return TransformerEncoder(len(vocab), d_model=16, n_heads=2, n_layers=2, ff_dim=32, dropout=dropout,
+                              max_len=32, pad_id=vocab.pad_id)
+
+
+def test_shapes_and_embed():
+    vocab = tiny_vocab()
+    enc = tiny_encoder(vocab)
+    ids = torch.randint(6, len(vocab), (3, 7))
+    assert enc.embed(ids).shape == (3, 7, 16)
+    assert enc(ids).shape == (3, 7, 16)
+    # embeds= replaces the token embeddings: feeding embed(ids) back gives the same output
+    enc.eval()
+    assert torch.allclose(enc(ids), enc(ids, embeds=enc.embed(ids)))
+    clf = Classifier(enc, num_classes=3, dropout=0.1)
+    assert clf(ids).shape == (3, 3)
+    ae = DenoisingAutoencoder(tiny_encoder(vocab), len(vocab), n_decoder_layers=1, dropout=0.0)
+    assert ae(ids[:, :5], ids).shape == (3, 6, len(vocab))
+
+
+def test_classifier_padding_invariance():
+    torch.manual_seed(0)
+    vocab = tiny_vocab()
+    clf = Classifier(tiny_encoder(vocab, dropout=0.1), num_classes=2, dropout=0.1).eval()
+    ids = torch.randint(6, len(vocab), (2, 5))
+    padded = torch.cat([ids, torch.full((2, 4), vocab.pad_id)], dim=1)
+    with torch.no_grad():
+        assert torch.allclose(clf(ids), clf(padded), atol=1e-5)
+
+
+def test_corrupt_properties():
+    ids = [2] + list(range(10, 20))
+    out = corrupt(ids, 0.3, 0.3, 0.3, 3, mask_id=3, rng=random.Random(1))
+    assert out[0] == 2 and len(out) >= 2
+    assert out == corrupt(ids, 0.3, 0.3, 0.3, 3, mask_id=3, rng=random.Random(1))
+    # extreme noise still leaves CLS + one token
+    for seed in range(20):
+        assert len(corrupt([2, 10, 11], 0, 1.0, 0, 3, 3, random.Random(seed))) == 2
+    assert corrupt([2], 0.5, 0.5, 0.5, 3, 3, random.Random(0)) == [2]
+
+
+def test_corrupt_rates_on_long_input():
+    n = 20000
+    ids = [2] + [10 + i % 50 for i in range(n)]
+    masked = corrupt(ids, 0.15, 0, 0, 3, 3, random.Random(0))
+    assert len(masked) == n + 1 and abs(masked.count(3) / n - 0.15) < 0.01
+    deleted = corrupt(ids, 0, 0.1, 0, 3, 3, random.Random(0))
+    assert abs(1 - len(deleted[1:]) / n - 0.1) < 0.01 and 3 not in deleted
+    spans = corrupt(ids, 0, 0, 0.1, 3, 3, random.Random(0))
+    # span starts ~ 0.1 per consumed token; each removes 1..3 (mean 2) tokens and leaves one mask
+    starts = spans.count(3)
+    kept = len(spans) - 1 - starts
+    assert abs(starts / (kept + starts) - 0.1) < 0.01  # one draw per span start or kept token
+    assert abs((n - kept) / starts - 2.0) < 0.1  # mean span length = (1+max_span)/2
+
+
+def test_denoising_dataset_epoch_determinism():
+    vocab = tiny_vocab()
+    frame = pd.DataFrame({"tokens": [WORDS[:15]] * 4})
+    ds = DenoisingDataset(frame, vocab, 32, mask_rate=0.3, delete_rate=0.1, span_rate=0.1, seed=0)
+    a = [ds[i][0] for i in range(4)]
+    assert a == [ds[i][0] for i in range(4)]
+    ds.set_epoch(1)
+    assert a != [ds[i][0] for i in range(4)]
+    assert ds[0][1] == vocab.encode(WORDS[:15], 32)
+
+
+def test_autoencoder_loss_decreases():
+    torch.manual_seed(0)
+    vocab = tiny_vocab()
+    ae = DenoisingAutoencoder(tiny_encoder(vocab), len(vocab), n_decoder_layers=1, dropout=0.0)
+    rng = random.Random(0)
+    targets = [vocab.encode(rng.sample(WORDS, 8), 32) for _ in range(4)]
+    items = [(corrupt(t, 0.2, 0.1, 0.1, 2, vocab.mask_id, rng), t) for t in targets]
+    batch = collate_denoise(items, vocab.pad_id)
+    opt = torch.optim.AdamW(ae.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss, acc = ae.loss_and_accuracy(batch["noisy"], batch["target"], vocab.pad_id)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    assert 0.0 <= acc.item() <= 1.0

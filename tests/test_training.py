@@ -1,0 +1,132 @@
+import random
+
+import pandas as pd
+import pytest
+import torch
+
+from sora.config import ModelParams, TrainerParams
+from sora.data.vocab import Vocab
+from sora.training.data import TextDataModule
+from sora.training.modules import ClassifierModule, PretrainModule, build_classifier
+from sora.training.trainer import (build_trainer, checkpoint_callbacks, load_classifier,
+                                   load_classifier_state, load_pretrained_encoder_state, resume_path,
+                                   seed_and_threads)
+
+SPECIALS = ["<pad>", "<unk>", "<cls>", "<mask>", "<bos>", "<eos>"]
+FILLER = {"zh": ["我们", "今天", "电影", "东西", "觉得", "这个"], "en": ["we", "today", "movie", "thing", "think", "this"]}
+CUE = {("zh", 0): "差", ("zh", 1): "好", ("en", 0): "bad", ("en", 1): "good"}
+K = 2  # filler words per example
+MODEL = ModelParams(d_model=32, n_heads=2, n_layers=1, ff_dim=64, dropout=0.0, max_len=16, decoder_layers=1)
+
+
+def synthetic(n: int, seed: int) -> pd.DataFrame:
+    """Label is decided by one cue token hidden among filler words, in both languages."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        lang, label = ("zh", "en")[i % 2], rng.randint(0, 1)
+        toks = rng.sample(FILLER[lang], K)
+        toks.insert(rng.randint(0, K), CUE[(lang, label)])
+        rows.append({"tokens": toks, "label": label, "lang": lang})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def data():
+    train, val = synthetic(64, 0), synthetic(32, 1)
+    vocab = Vocab.build(train["tokens"], SPECIALS, min_freq=1, max_size=200)
+    return train, val, vocab
+
+
+def make_dm(data, batch_size=4):
+    train, val, vocab = data
+    return TextDataModule(train, val, val, vocab=vocab, max_len=MODEL.max_len, batch_size=batch_size)
+
+
+def make_module(vocab, **kw):
+    return ClassifierModule(len(vocab), vocab.pad_id, MODEL, num_classes=2, lr=1e-2, **kw)
+
+
+def test_fit_checkpoint_roundtrip(data, tmp_path):
+    _, _, vocab = data
+    params = TrainerParams(seed=0, log_every_n_steps=1)
+    seed_and_threads(params)
+    module = make_module(vocab)
+    ckpt_dir = tmp_path / "ckpt"
+    trainer = build_trainer(params, max_epochs=2, default_root_dir=tmp_path,
+                            callbacks=checkpoint_callbacks(ckpt_dir, "val_acc", "max", patience=2),
+                            enable_progress_bar=False)
+    dm = make_dm(data)
+    trainer.fit(module, datamodule=dm)
+    m = trainer.callback_metrics
+    assert m["val_acc"] > 0.9, dict(m)
+    for key in ("val_f1", "val_acc_zh", "val_f1_zh", "val_acc_en", "val_f1_en", "train_loss"):
+        assert key in m
+
+    test = trainer.test(module, datamodule=dm, verbose=False)[0]
+    assert {"test_acc", "test_f1", "test_acc_zh", "test_acc_en"} <= set(test)
+
+    # Checkpoints hold plain types only: weights_only=True loading works.
+    assert (ckpt_dir / "best.ckpt").is_file() and resume_path(ckpt_dir) == str(ckpt_dir / "last.ckpt")
+    assert resume_path(tmp_path / "nowhere") is None
+    torch.load(ckpt_dir / "last.ckpt", map_location="cpu", weights_only=True)
+    state, hparams = load_classifier_state(ckpt_dir / "best.ckpt")
+    assert hparams["model_params"]["d_model"] == 32 and hparams["adv_method"] == "none"
+    clf = build_classifier(hparams["vocab_size"], hparams["pad_id"], hparams["model_params"], hparams["num_classes"])
+    clf.load_state_dict(state)
+    clf2, _ = load_classifier(ckpt_dir / "best.ckpt")
+    ids = next(iter(dm.val_dataloader()))["ids"]
+    module.eval()
+    with torch.no_grad():
+        expected = module.model(ids)
+        assert torch.allclose(clf.eval()(ids), expected, atol=1e-6)
+        assert torch.allclose(clf2(ids), expected, atol=1e-6)
+    probs = torch.cat(trainer.predict(module, dm.predict_dataloader()))
+    assert probs.shape == (32, 2) and torch.allclose(probs.sum(1), torch.ones(32))
+
+    # Resuming from last.ckpt continues the run (Lightning's own loader copes with our checkpoint).
+    trainer = build_trainer(params, max_epochs=3, default_root_dir=tmp_path,
+                            callbacks=checkpoint_callbacks(ckpt_dir, "val_acc", "max"), enable_progress_bar=False)
+    trainer.fit(make_module(vocab), datamodule=make_dm(data), ckpt_path=resume_path(ckpt_dir), weights_only=True)
+    assert trainer.current_epoch == 3
+
+
+@pytest.mark.parametrize("method", ["fgm", "freelb"])
+def test_adversarial_fit(data, tmp_path, method):
+    _, _, vocab = data
+    seed_and_threads(TrainerParams(seed=0))
+    module = make_module(vocab, adv_method=method, adv_epsilon=0.5, adv_steps=2, adv_step_size=0.3)
+    trainer = build_trainer(TrainerParams(), max_epochs=1, default_root_dir=tmp_path, enable_progress_bar=False,
+                            limit_train_batches=3, num_sanity_val_steps=0)
+    trainer.fit(module, datamodule=make_dm(data))
+    assert torch.isfinite(trainer.callback_metrics["train_loss"])
+
+
+def test_pretrain_then_init_classifier(data, tmp_path):
+    train, val, vocab = data
+    seed_and_threads(TrainerParams(seed=0))
+    dm = TextDataModule(train, val, vocab=vocab, max_len=MODEL.max_len, batch_size=16, mode="denoise",
+                        mask_rate=0.2, delete_rate=0.05, span_rate=0.05, max_span=2, seed=0)
+    module = PretrainModule(len(vocab), vocab.pad_id, MODEL, lr=3e-3)
+    trainer = build_trainer(TrainerParams(), max_epochs=2, default_root_dir=tmp_path, enable_progress_bar=False,
+                            callbacks=checkpoint_callbacks(tmp_path / "pre", "val_loss", "min"))
+    trainer.fit(module, datamodule=dm)
+    m = trainer.callback_metrics
+    assert {"train_loss", "val_loss", "val_token_acc"} <= set(m)
+    assert dm.datasets["train"].epoch == 1  # noise was re-drawn for the second epoch
+
+    enc_state, hparams = load_pretrained_encoder_state(tmp_path / "pre" / "last.ckpt")
+    clf = make_module(vocab)
+    clf.load_encoder_state(enc_state)
+    assert torch.equal(clf.model.encoder.tok.weight, module.autoencoder.encoder.tok.weight)
+    assert hparams["vocab_size"] == len(vocab)
+
+
+def test_ddp_spawn_two_processes(data, tmp_path):
+    _, _, vocab = data
+    params = TrainerParams(accelerator="cpu", devices=2, strategy="ddp_spawn", threads=1, seed=0)
+    seed_and_threads(params)
+    trainer = build_trainer(params, max_epochs=1, default_root_dir=tmp_path, enable_progress_bar=False,
+                            num_sanity_val_steps=0)
+    trainer.fit(make_module(vocab), datamodule=make_dm(data))
+    assert "val_acc" in trainer.callback_metrics and "val_acc_zh" in trainer.callback_metrics
