@@ -104,6 +104,130 @@ def schedule(
         return
     serve_schedule(name, cron, timezone)
 
+PREDICT_INPUT_HELP = "Texts file: .txt (one text per line), .csv/.tsv/.jsonl/.parquet with a 'text' column."
+
+
+def _read_texts(path: Path) -> list[str]:
+    """Texts to predict, with a one-line error for anything unreadable."""
+    import pandas as pd
+
+    if not path.is_file():
+        _fail(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".txt":
+            raw = path.read_bytes()
+            if b"\x00" in raw[:8192]:
+                _fail(f"{path}: looks binary (NUL bytes); expected UTF-8 text")
+            return [line for line in raw.decode("utf-8-sig").splitlines() if line.strip()]
+        if suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        elif suffix in (".csv", ".tsv"):
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
+        elif suffix == ".jsonl":
+            frame = pd.read_json(path, lines=True, dtype=False)
+        else:
+            _fail(f"{path}: unsupported file type '{suffix}'. {PREDICT_INPUT_HELP}")
+    except UnicodeDecodeError as err:
+        _fail(f"{path}: not valid UTF-8 at byte {err.start}")
+    except (ValueError, OSError) as err:
+        _fail(f"{path}: cannot be read as {suffix[1:]}: {str(err).splitlines()[0]}")
+    if "text" not in frame.columns:
+        _fail(f"{path}: no 'text' column (found {list(frame.columns)})")
+    return frame["text"].fillna("").astype(str).tolist()
+
+
+def _load_model(model: str):
+    """A Sora bundle folder, or any MLflow model URI (models:/sora@champion, runs:/..., a local path)."""
+    from sora.config import load_params
+    from sora.tracking.runs import setup_mlflow
+
+    if Path(model).is_dir() and (Path(model) / "config.json").is_file():
+        from sora.inference import load_bundle
+
+        return ("bundle", load_bundle(model))
+    mlflow, _ = setup_mlflow(load_params())
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return ("pyfunc", mlflow.pyfunc.load_model(model))
+    except (MlflowException, OSError) as err:
+        _fail(f"cannot load model '{model}': {str(err).splitlines()[0]} "
+              "(run the pipeline first: `make pipeline`, or pass --model)")
+
+
+@app.command()
+def predict(
+    texts: Optional[list[str]] = typer.Argument(None, help="Texts to classify."),
+    input_file: Optional[Path] = typer.Option(None, "--input", "-i", help=PREDICT_INPUT_HELP),
+    output_file: Optional[Path] = typer.Option(None, "--output", "-o", help="Write predictions here (.csv/.jsonl/.parquet)."),
+    model: str = typer.Option("models:/sora@champion", "--model", "-m",
+                              help="MLflow model URI or a model bundle folder (e.g. models/prune)."),
+) -> None:
+    """Classify texts with the champion model (label and probability per text)."""
+    import pandas as pd
+
+    if not texts and input_file is None:
+        _fail("give texts as arguments or --input FILE")
+    items = list(texts or []) + (_read_texts(input_file) if input_file else [])
+    empty = [i for i, t in enumerate(items) if not t.strip()]
+    if empty:
+        where = f"{input_file} row {empty[0] + 1}" if input_file else f"argument {empty[0] + 1}"
+        _fail(f"{len(empty)} empty text(s), first at {where}: nothing to classify")
+    kind, loaded = _load_model(model)
+    if kind == "bundle":
+        from sora.tracking.pyfunc import predictions_frame
+
+        result = predictions_frame(loaded, items)
+    else:
+        result = loaded.predict(pd.DataFrame({"text": items}))
+    result.insert(0, "text", items)
+    unknown = result.index[result["lang"] == "unknown"].tolist() if "lang" in result else []
+    if unknown:
+        typer.echo(f"warning: {len(unknown)} text(s) are neither Chinese nor English (first: row {unknown[0] + 1}); "
+                   "their predictions are unreliable", err=True)
+    if output_file is None:
+        for row in result.itertuples():
+            preview = row.text if len(row.text) <= 60 else row.text[:57] + "..."
+            typer.echo(f"{row.label}\t{row.probability:.3f}\t{preview}")
+        return
+    from sora.io import atomic_path
+
+    suffix = output_file.suffix.lower()
+    with atomic_path(output_file) as tmp:
+        if suffix == ".parquet":
+            result.to_parquet(tmp, index=False)
+        elif suffix == ".jsonl":
+            result.to_json(tmp, orient="records", lines=True, force_ascii=False)
+        else:
+            result.to_csv(tmp, index=False)
+    typer.echo(f"wrote {len(result)} predictions to {output_file}")
+
+
+@app.command()
+def ui(
+    which: str = typer.Argument(..., help="mlflow or prefect"),
+    port: Optional[int] = typer.Option(None, help="Port (default 5000 for MLflow, 4200 for Prefect)."),
+) -> None:
+    """Start the MLflow or Prefect UI on 127.0.0.1 against this repo's stores."""
+    import os
+    import subprocess
+
+    from sora.config import load_params
+    from sora.tracking.runs import tracking_uri
+
+    bin_dir = Path(sys.executable).parent
+    if which == "mlflow":
+        uri = tracking_uri(load_params())
+        cmd = [str(bin_dir / "mlflow"), "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
+               "--port", str(port or 5000), "--workers", "1"]
+    elif which == "prefect":
+        cmd = [str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port or 4200)]
+    else:
+        _fail(f"unknown UI '{which}': use mlflow or prefect")
+    typer.echo(" ".join(cmd))
+    raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
+
 
 if __name__ == "__main__":
     app()

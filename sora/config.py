@@ -131,10 +131,12 @@ class PruneParams(Block):
     recovery_epochs: int = Field(1, ge=0)
     lr: float = Field(3e-4, gt=0)
     latency_batch: int = 256
+    include_embeddings: bool = True  # prune the (large) embedding tables too
 
 
 class RegisterParams(Block):
     model_name: str = "sora"
+    variant: Literal["int8", "pruned"] = "int8"  # which output of `prune` is registered
     f1_tolerance: float = Field(0.005, ge=0)
     attack_accuracy_floor: float = Field(0.5, ge=0, le=1)
 

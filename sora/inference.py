@@ -21,7 +21,9 @@ class Predictor:
     def encode(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[list[int]]:
         """Normalise, detect language where not given (unknown scripts are tokenised as English: the model
         still answers, `sora predict` warns), tokenise per language, map to ids."""
-        norm = [normalise(t) for t in texts]
+        # Only the first max_len tokens are used: cut very long texts before the (costly) tokeniser.
+        char_limit = self.max_len * 16
+        norm = [normalise(t[: char_limit * 2])[:char_limit] for t in texts]
         langs = list(langs) if langs is not None else [detect_lang(t) for t in norm]
         langs = [lang if lang in ("zh", "en") else "en" for lang in langs]
         ids: list[list[int] | None] = [None] * len(norm)
@@ -48,3 +50,43 @@ class Predictor:
         if len(texts) == 0:
             return np.zeros((0, 2), dtype=np.float32)
         return self.predict_ids(self.encode(texts, langs))
+
+
+# A model bundle is a folder: weights.pt (sparse-aware state dict, loads with weights_only=True), config.json
+# (shape, classes, whether to quantise at load), vocab.json. It is what `prune` writes, what the MLflow pyfunc
+# carries as its artifact, and what `sora predict --model DIR` reads.
+
+def save_bundle(directory, model: torch.nn.Module, vocab: Vocab, config: dict) -> None:
+    import json
+    from pathlib import Path
+
+    from sora.compression import save_sparse_state_dict
+    from sora.io import atomic_path
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_path(directory / "weights.pt") as tmp:
+        save_sparse_state_dict(model, tmp)
+    vocab.save(directory / "vocab.json")
+    with atomic_path(directory / "config.json") as tmp:
+        tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
+
+
+def load_bundle(directory, batch_size: int = 256) -> Predictor:
+    import json
+    from pathlib import Path
+
+    from sora.compression import load_sparse_state_dict, quantize_dynamic_int8
+    from sora.training.modules import build_classifier
+
+    directory = Path(directory)
+    for name in ("weights.pt", "config.json", "vocab.json"):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"{directory} is not a Sora model bundle: {name} is missing")
+    config = json.loads((directory / "config.json").read_text())
+    model = build_classifier(config["vocab_size"], config["pad_id"], config["model_params"], config["num_classes"])
+    model.load_state_dict(load_sparse_state_dict(directory / "weights.pt"))
+    model.eval()
+    if config.get("quantize") == "int8":
+        model = quantize_dynamic_int8(model, quantize_embeddings=True)
+    return Predictor(model, Vocab.load(directory / "vocab.json"), config["model_params"]["max_len"], batch_size)

@@ -90,9 +90,9 @@ def test_autoencoder_loss_decreases():
     targets = [vocab.encode(rng.sample(WORDS, 8), 32) for _ in range(4)]
     items = [(corrupt(t, 0.2, 0.1, 0.1, 2, vocab.mask_id, rng), t) for t in targets]
     batch = collate_denoise(items, vocab.pad_id)
-    opt = torch.optim.AdamW(ae.parameters(), lr=3e-3)
+    opt = torch.optim.AdamW(ae.parameters(), lr=1e-2)
     losses = []
-    for _ in range(30):
+    for _ in range(100):
         loss, acc = ae.loss_and_accuracy(batch["noisy"], batch["target"], vocab.pad_id)
         opt.zero_grad()
         loss.backward()

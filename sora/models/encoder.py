@@ -23,6 +23,12 @@ class TransformerEncoder(nn.Module):
         # Pre-norm layers cannot use the nested-tensor fast path; saying so avoids a warning.
         self.layers = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)  # pre-norm stacks need a final norm
+        # Small embedding init (GPT-2 style): with N(0,1) the tied decoder projection starts with huge logits
+        # (loss ~20) and the embedding noise swamps the positions.
+        nn.init.normal_(self.tok.weight, std=0.02)
+        nn.init.normal_(self.pos.weight, std=0.02)
+        with torch.no_grad():
+            self.tok.weight[pad_id].zero_()
 
     @classmethod
     def from_params(cls, vocab_size: int, pad_id: int, model_params: ModelParams) -> "TransformerEncoder":

@@ -1,0 +1,107 @@
+"""Clean-data evaluation (accuracy, macro-F1, confusion matrix, ROC/PR, calibration) and figures.
+Metrics come from scikit-learn and torchmetrics; nothing here knows about MLflow or DVC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_curve, roc_auc_score, roc_curve
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
+    import torch
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    return float(multiclass_calibration_error(torch.from_numpy(probs).float(), torch.from_numpy(labels).long(),
+                                              num_classes=probs.shape[1], n_bins=n_bins, norm="l1"))
+
+
+def clean_metrics(probs: np.ndarray, labels: np.ndarray, langs: np.ndarray) -> dict[str, float]:
+    """acc, f1 (macro), ece, and for binary tasks roc_auc: overall and per language."""
+    out: dict[str, float] = {}
+    pred = probs.argmax(1)
+    for lang in ("all", "zh", "en"):
+        rows = np.ones(len(labels), bool) if lang == "all" else langs == lang
+        if not rows.any():
+            continue
+        y, p = labels[rows], pred[rows]
+        out[f"{lang}_acc"] = round(float(accuracy_score(y, p)), 5)
+        out[f"{lang}_f1"] = round(float(f1_score(y, p, average="macro")), 5)
+        out[f"{lang}_ece"] = round(expected_calibration_error(probs[rows], y), 5)
+        if probs.shape[1] == 2 and len(np.unique(y)) == 2:
+            out[f"{lang}_roc_auc"] = round(float(roc_auc_score(y, probs[rows, 1])), 5)
+    return out
+
+
+def curves(probs: np.ndarray, labels: np.ndarray) -> dict[str, pd.DataFrame]:
+    """ROC, PR (positive class 1) and reliability curve tables, for DVC plots and figures."""
+    out: dict[str, pd.DataFrame] = {}
+    if probs.shape[1] == 2:
+        fpr, tpr, _ = roc_curve(labels, probs[:, 1])
+        out["roc"] = pd.DataFrame({"fpr": fpr, "tpr": tpr})
+        precision, recall, _ = precision_recall_curve(labels, probs[:, 1])
+        out["pr"] = pd.DataFrame({"recall": recall, "precision": precision})
+    conf = probs.max(1)
+    correct = (probs.argmax(1) == labels).astype(float)
+    bins = np.minimum((conf * 10).astype(int), 9)
+    rel = pd.DataFrame({"bin": bins, "confidence": conf, "accuracy": correct}).groupby("bin").agg(
+        confidence=("confidence", "mean"), accuracy=("accuracy", "mean"), n=("accuracy", "size")).reset_index()
+    out["calibration"] = rel
+    return out
+
+
+def figures(results: dict[str, dict], robustness: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """PNG figures: confusion matrices, ROC, PR, reliability and robustness, one file each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    names = list(results)
+
+    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 4))
+    for ax, name in zip(np.atleast_1d(axes), names):
+        r = results[name]
+        cm = confusion_matrix(r["labels"], r["probs"].argmax(1))
+        ax.imshow(cm, cmap="Blues")
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center")
+        ax.set(title=f"{name}: confusion", xlabel="predicted", ylabel="actual")
+    paths.append(_save(fig, out_dir / "confusion.png"))
+
+    for kind, (x, y), title in (("roc", ("fpr", "tpr"), "ROC"), ("pr", ("recall", "precision"), "Precision-recall"),
+                                ("calibration", ("confidence", "accuracy"), "Reliability")):
+        fig, ax = plt.subplots(figsize=(5, 4.5))
+        for name in names:
+            table = results[name]["curves"].get(kind)
+            if table is not None:
+                ax.plot(table[x], table[y], marker="o" if kind == "calibration" else None, label=name)
+        if kind in ("roc", "calibration"):
+            ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+        ax.set(title=title, xlabel=x, ylabel=y)
+        ax.legend()
+        paths.append(_save(fig, out_dir / f"{kind}.png"))
+
+    if not robustness.empty:
+        table = robustness.pivot_table(index=["lang", "attack"], columns="model", values="accuracy_under_attack")
+        fig, ax = plt.subplots(figsize=(10, 0.35 * len(table) + 1.5))
+        table.plot.barh(ax=ax)
+        ax.set(title="Accuracy under attack (test split)", xlabel="accuracy", xlim=(0, 1))
+        paths.append(_save(fig, out_dir / "robustness.png"))
+    return paths
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    from sora.io import atomic_path
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return path

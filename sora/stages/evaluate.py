@@ -1,0 +1,95 @@
+"""evaluate: the finetuned and the hardened model side by side on the test split — accuracy, macro-F1,
+calibration, ROC/PR, confusion, and the bilingual attack suite (TextAttack-style table)
+-> metrics/evaluate.json, plots/evaluate/*.csv (DVC plots), plots/evaluate/*.png (MLflow figures)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sora.config import Params
+from sora.io import write_csv, write_json
+from sora.stages.common import METRICS, MODELS, PLOTS, main, require
+from sora.stages.training import load_splits, load_vocab, maybe_stage_run
+
+MODELS_TO_COMPARE = {"finetuned": MODELS / "finetune" / "best.ckpt", "hardened": MODELS / "harden" / "best.ckpt"}
+OUT = PLOTS / "evaluate"
+
+
+def load_predictor(ckpt: Path, batch_size: int):
+    from sora.inference import Predictor
+    from sora.training.trainer import load_classifier
+
+    model, hp = load_classifier(ckpt)
+    return Predictor(model, load_vocab(), hp["model_params"]["max_len"], batch_size)
+
+
+def robustness_table(predictor, test: pd.DataFrame, params: Params) -> pd.DataFrame:
+    from sora.evaluation.attacks import run_suite
+
+    e = params.evaluate
+    return run_suite(test["text"].tolist(), test["label"].tolist(), test["lang"].tolist(),
+                     lambda texts: predictor.predict_proba(texts), budget=e.attack_budget, seed=e.attack_seed,
+                     include_greedy=True, max_greedy_examples=e.attack_max_examples, batch_size=e.batch_size)
+
+
+def flat_robustness(table: pd.DataFrame, model: str) -> dict[str, float]:
+    out = {}
+    for row in table.itertuples():
+        key = f"{model}_attack_{row.attack}_{row.lang}"
+        out[f"{key}_acc"] = round(float(row.accuracy_under_attack), 5)
+        out[f"{key}_success_rate"] = round(float(row.attack_success_rate), 5)
+    return out
+
+
+def evaluate(params: Params) -> tuple[dict, list[Path]]:
+    from sora.evaluation.report import clean_metrics, curves, figures
+
+    require(*MODELS_TO_COMPARE.values())
+    test = load_splits("test")["test"]
+    labels, langs = test["label"].to_numpy(), test["lang"].to_numpy()
+    metrics: dict[str, float] = {"test_n": len(test)}
+    results, robustness = {}, []
+    for name, ckpt in MODELS_TO_COMPARE.items():
+        predictor = load_predictor(ckpt, params.evaluate.batch_size)
+        probs = predictor.predict_proba(test["text"].tolist(), test["lang"].tolist())
+        metrics.update({f"{name}_{k}": v for k, v in clean_metrics(probs, labels, langs).items()})
+        results[name] = {"probs": probs, "labels": labels, "curves": curves(probs, labels)}
+        print(f"evaluate: attacking the {name} model")
+        table = robustness_table(predictor, test, params)
+        metrics.update(flat_robustness(table, name))
+        robustness.append(table.assign(model=name))
+        for kind, frame in results[name]["curves"].items():
+            write_csv(OUT / f"{kind}_{name}.csv", frame)
+        write_csv(OUT / f"confusion_{name}.csv",
+                  pd.DataFrame({"actual": labels, "predicted": probs.argmax(1)}))
+    robust = pd.concat(robustness, ignore_index=True)
+    write_csv(OUT / "robustness.csv", robust)
+    for name in MODELS_TO_COMPARE:
+        for lang in ("zh", "en"):
+            worst = robust[(robust.model == name) & (robust.lang == lang) & (robust.attack == "all_perturbations")]
+            if len(worst):
+                metrics[f"{name}_{lang}_drop_under_attack"] = round(
+                    metrics[f"{name}_{lang}_acc"] - float(worst["accuracy_under_attack"].iloc[0]), 5)
+    write_json(METRICS / "evaluate.json", metrics)
+    pngs = figures(results, robust, OUT)
+    print(robust.pivot_table(index=["lang", "attack"], columns="model",
+                             values="accuracy_under_attack").round(3).to_string())
+    return metrics, pngs
+
+
+def run(params: Params) -> None:
+    with maybe_stage_run("evaluate", params, ("evaluate",),
+                         inputs=["data/processed", "models/finetune", "models/harden"]) as mlflow:
+        metrics, pngs = evaluate(params)
+        mlflow.log_metrics(metrics)
+        for png in pngs:
+            mlflow.log_artifact(str(png), artifact_path="figures")
+        mlflow.log_artifact(str(METRICS / "evaluate.json"))
+        mlflow.log_artifact(str(OUT / "robustness.csv"))
+
+
+if __name__ == "__main__":
+    main(run)

@@ -1,0 +1,77 @@
+"""harden: adversarial fine-tuning from the finetune checkpoint. Embedding-space attacks (FGM / PGD / FreeLB,
+`harden.method`) make the decision boundary smooth around each example; text-level noise augmentation
+(`harden.noise_augment`: that share of train texts perturbed by the bilingual attack suite, with a seed
+different from evaluation's) covers discrete edits (typos, homophones...) that no embedding ball contains.
+-> models/harden/{best,last}.ckpt, metrics/harden.json, plots/harden.csv."""
+
+from __future__ import annotations
+
+import random
+
+import pandas as pd
+
+from sora.config import Params
+from sora.io import write_json
+from sora.stages.common import METRICS, MODELS, PROCESSED, VOCAB, main, require
+from sora.stages.finetune import fit_classifier, with_baseline
+from sora.stages.training import load_splits, load_vocab, maybe_stage_run
+from sora.tracking.runs import is_rank_zero
+
+FINETUNED = MODELS / "finetune" / "best.ckpt"
+AUGMENT_SEED_OFFSET = 1_000_003  # keeps augmentation noise apart from evaluation's attack_seed
+
+
+def augment_with_attacks(train: pd.DataFrame, share: float, budget: float, seed: int) -> pd.DataFrame:
+    """Perturbed copies of a seeded `share` of the train rows, one random suite attack each, re-tokenised."""
+    from sora.data.preprocess import add_tokens
+    from sora.data.text import normalise
+    from sora.evaluation.attacks import ATTACKS, attacks_for
+
+    if share <= 0:
+        return train
+    picked = train.sample(frac=share, random_state=seed)
+    rows = []
+    for i, (text, lang, label) in enumerate(zip(picked["text"], picked["lang"], picked["label"])):
+        rng = random.Random(f"augment:{seed}:{i}")
+        name = rng.choice(attacks_for(lang))
+        perturbed = normalise(ATTACKS[name][1](text, lang, budget, rng))
+        rows.append({"text": perturbed, "label": label, "lang": lang, "source": f"augment:{name}"})
+    extra = add_tokens(pd.DataFrame(rows))
+    return pd.concat([train, extra[train.columns]], ignore_index=True)
+
+
+def harden(params: Params, mlflow=None) -> dict:
+    from sora.training.modules import ClassifierModule
+    from sora.training.trainer import load_classifier_state, seed_and_threads
+
+    h = params.harden
+    seed_and_threads(params.trainer)
+    require(FINETUNED)
+    splits = load_splits("train", "val", "test")
+    vocab = load_vocab()
+    state, hp = load_classifier_state(FINETUNED)
+    module = ClassifierModule(len(vocab), vocab.pad_id, params.model, num_classes=hp["num_classes"], lr=h.lr,
+                              weight_decay=params.finetune.weight_decay, adv_method=h.method,
+                              adv_epsilon=h.epsilon, adv_steps=h.steps, adv_step_size=h.step_size)
+    module.model.load_state_dict(state)
+    train = augment_with_attacks(splits["train"], h.noise_augment, params.evaluate.attack_budget,
+                                 params.evaluate.attack_seed + AUGMENT_SEED_OFFSET)
+    metrics = fit_classifier(params, "harden", module, train, splits["val"], splits["test"], h.max_epochs,
+                             None, [VOCAB, PROCESSED, FINETUNED], mlflow)
+    metrics = with_baseline({**metrics, "method": h.method})
+    if is_rank_zero():
+        write_json(METRICS / "harden.json", {k: v for k, v in metrics.items() if k != "method"})
+        print(f"harden ({h.method}): {metrics}")
+    return metrics
+
+
+def run(params: Params) -> None:
+    with maybe_stage_run("harden", params, ("model", "trainer", "harden"),
+                         inputs=["data/processed", "data/vocab.json", "models/finetune"]) as mlflow:
+        metrics = harden(params, mlflow)
+        if mlflow is not None:
+            mlflow.log_metrics({f"final_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
+
+
+if __name__ == "__main__":
+    main(run)

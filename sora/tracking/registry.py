@@ -1,0 +1,42 @@
+"""Registry gate: which version carries the `champion` alias. Pure decision logic + MLflow client calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Decision:
+    promote: bool
+    reason: str
+
+
+def decide(candidate: dict[str, float], champion: dict[str, float] | None, f1_tolerance: float,
+           attack_floor: float) -> Decision:
+    """Promote when the candidate's accuracy under attack clears the floor and its test macro-F1 is at
+    least the champion's minus the tolerance (or there is no champion yet)."""
+    f1, attack = candidate["test_f1"], candidate["attack_acc"]
+    if attack < attack_floor:
+        return Decision(False, f"accuracy under attack {attack:.4f} is below the floor {attack_floor:.4f}")
+    if champion is None:
+        return Decision(True, f"no champion yet; candidate test macro-F1 {f1:.4f}, under attack {attack:.4f}")
+    needed = champion["test_f1"] - f1_tolerance
+    if f1 < needed:
+        return Decision(False, f"test macro-F1 {f1:.4f} < champion's {champion['test_f1']:.4f} - tolerance "
+                               f"{f1_tolerance} = {needed:.4f}")
+    return Decision(True, f"test macro-F1 {f1:.4f} >= champion's {champion['test_f1']:.4f} - tolerance "
+                          f"{f1_tolerance}; under attack {attack:.4f} >= floor {attack_floor:.4f}")
+
+
+def champion_metrics(client, name: str) -> tuple[str | None, dict[str, float] | None]:
+    """(version, gate metrics) of the current champion, read from the version's tags."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = client.get_model_version_by_alias(name, "champion")
+    except MlflowException:
+        return None, None
+    tags = version.tags
+    if "sora.test_f1" not in tags:
+        return version.version, None
+    return version.version, {"test_f1": float(tags["sora.test_f1"]), "attack_acc": float(tags["sora.attack_acc"])}
