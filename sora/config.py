@@ -107,6 +107,7 @@ class FinetuneParams(Block):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = 0.01
     patience: int = Field(2, ge=1)
+    token_dropout: float = Field(0.1, ge=0, lt=1)  # share of input tokens hidden behind <unk> while training
 
 
 class HardenParams(Block):

@@ -12,7 +12,7 @@ from sora.data.sources import DataError
 from sora.io import read_json, write_json
 from sora.tracking.runs import is_rank_zero
 from sora.stages.common import METRICS, MODELS, PLOTS, PROCESSED, VOCAB, main, require
-from sora.stages.training import ResumableFit, Timer, fingerprint, load_splits, load_vocab, loggers, maybe_stage_run
+from sora.stages.training import EpochCSV, ResumableFit, Timer, fingerprint, load_splits, load_vocab, loggers, maybe_stage_run
 
 OUT = MODELS / "finetune"
 ENCODER = MODELS / "pretrain" / "encoder.pt"
@@ -46,6 +46,8 @@ def fit_classifier(params: Params, stage: str, module, train: pd.DataFrame, val:
                             logger=loggers(params, mlflow, stage))
     with Timer() as timer:
         trainer.fit(module, datamodule=data, ckpt_path=resume)
+    # The epoch CSV is the training curve: keep the post-fit validate/test results out of it.
+    trainer.loggers = [lg for lg in trainer.loggers if not isinstance(lg, EpochCSV)]
     metrics: dict[str, float] = {"train_seconds": round(timer.seconds, 1), "train_examples": len(train)}
     for split, run in (("val", trainer.validate), ("test", trainer.test)):
         result = run(module, datamodule=data, ckpt_path="best", verbose=False)[0]
@@ -82,7 +84,7 @@ def finetune(params: Params, mlflow=None) -> dict:
     vocab = load_vocab()
     num_classes = int(max(s["label"].max() for s in splits.values())) + 1
     module = ClassifierModule(len(vocab), vocab.pad_id, params.model, num_classes=num_classes, lr=p.lr,
-                              weight_decay=p.weight_decay)
+                              weight_decay=p.weight_decay, token_dropout=p.token_dropout, unk_id=vocab.unk_id)
     inputs = [VOCAB, PROCESSED]
     if p.init == "pretrained":
         require(ENCODER)

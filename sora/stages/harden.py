@@ -52,7 +52,8 @@ def harden(params: Params, mlflow=None) -> dict:
     state, hp = load_classifier_state(FINETUNED)
     module = ClassifierModule(len(vocab), vocab.pad_id, params.model, num_classes=hp["num_classes"], lr=h.lr,
                               weight_decay=params.finetune.weight_decay, adv_method=h.method,
-                              adv_epsilon=h.epsilon, adv_steps=h.steps, adv_step_size=h.step_size)
+                              adv_epsilon=h.epsilon, adv_steps=h.steps, adv_step_size=h.step_size,
+                              token_dropout=params.finetune.token_dropout, unk_id=vocab.unk_id)
     module.model.load_state_dict(state)
     train = augment_with_attacks(splits["train"], h.noise_augment, params.evaluate.attack_budget,
                                  params.evaluate.attack_seed + AUGMENT_SEED_OFFSET)

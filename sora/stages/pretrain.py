@@ -11,7 +11,7 @@ import torch
 from sora.config import Params
 from sora.io import atomic_path, write_json
 from sora.stages.common import METRICS, MODELS, PROCESSED, VOCAB, main
-from sora.stages.training import ResumableFit, Timer, fingerprint, load_splits, load_vocab, loggers, maybe_stage_run
+from sora.stages.training import EpochCSV, ResumableFit, Timer, fingerprint, load_splits, load_vocab, loggers, maybe_stage_run
 
 OUT = MODELS / "pretrain"
 
@@ -44,6 +44,7 @@ def pretrain(params: Params, mlflow=None) -> dict:
                             logger=loggers(params, mlflow, "pretrain"))
     with Timer() as timer:
         trainer.fit(module, datamodule=data, ckpt_path=resume)
+    trainer.loggers = [lg for lg in trainer.loggers if not isinstance(lg, EpochCSV)]
     best = trainer.validate(module, datamodule=data, ckpt_path="best", verbose=False)[0] if p.max_epochs else {}
     metrics = {"val_loss": round(best.get("val_loss", float("nan")), 5),
                "val_token_acc": round(best.get("val_token_acc", float("nan")), 5),

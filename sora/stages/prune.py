@@ -26,8 +26,8 @@ def attack_accuracy(predictor, test: pd.DataFrame, params: Params) -> float:
     from sora.evaluation.attacks import run_suite
 
     e = params.evaluate
-    sample = test.groupby("lang", group_keys=False).apply(
-        lambda g: g.sample(n=min(len(g), e.attack_max_examples), random_state=e.attack_seed))
+    sample = pd.concat([g.sample(n=min(len(g), e.attack_max_examples), random_state=e.attack_seed)
+                        for _, g in test.groupby("lang")])
     table = run_suite(sample["text"].tolist(), sample["label"].tolist(), sample["lang"].tolist(),
                       predictor.predict_proba, budget=e.attack_budget, seed=e.attack_seed, include_greedy=False,
                       batch_size=e.batch_size, progress=False)
