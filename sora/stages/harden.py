@@ -21,8 +21,10 @@ FINETUNED = MODELS / "finetune" / "best.ckpt"
 AUGMENT_SEED_OFFSET = 1_000_003  # keeps augmentation noise apart from evaluation's attack_seed
 
 
-def augment_with_attacks(train: pd.DataFrame, share: float, budget: float, seed: int) -> pd.DataFrame:
-    """Perturbed copies of a seeded `share` of the train rows, one random suite attack each, re-tokenised."""
+def augment_with_attacks(train: pd.DataFrame, share: float, budget: float, seed: int,
+                         exclude: set[str] = frozenset()) -> pd.DataFrame:
+    """Perturbed copies of a seeded `share` of the train rows, one random suite attack each, re-tokenised.
+    A copy that equals an existing text (train, or `exclude`: val/test) is dropped, so no split leaks."""
     from sora.data.preprocess import add_tokens
     from sora.data.text import normalise
     from sora.evaluation.attacks import ATTACKS, attacks_for
@@ -36,7 +38,11 @@ def augment_with_attacks(train: pd.DataFrame, share: float, budget: float, seed:
         name = rng.choice(attacks_for(lang))
         perturbed = normalise(ATTACKS[name][1](text, lang, budget, rng))
         rows.append({"text": perturbed, "label": label, "lang": lang, "source": f"augment:{name}"})
-    extra = add_tokens(pd.DataFrame(rows))
+    extra = pd.DataFrame(rows, columns=["text", "label", "lang", "source"])
+    extra = extra[~extra["text"].isin(set(train["text"]) | set(exclude))].drop_duplicates("text")
+    if extra.empty:
+        return train
+    extra = add_tokens(extra.reset_index(drop=True))
     return pd.concat([train, extra[train.columns]], ignore_index=True)
 
 
@@ -56,7 +62,8 @@ def harden(params: Params, mlflow=None) -> dict:
                               token_dropout=params.finetune.token_dropout, unk_id=vocab.unk_id)
     module.model.load_state_dict(state)
     train = augment_with_attacks(splits["train"], h.noise_augment, params.evaluate.attack_budget,
-                                 params.evaluate.attack_seed + AUGMENT_SEED_OFFSET)
+                                 params.evaluate.attack_seed + AUGMENT_SEED_OFFSET,
+                                 exclude=set(splits["val"]["text"]) | set(splits["test"]["text"]))
     metrics = fit_classifier(params, "harden", module, train, splits["val"], splits["test"], h.max_epochs,
                              None, [VOCAB, PROCESSED, FINETUNED], mlflow)
     metrics = with_baseline({**metrics, "method": h.method})

@@ -23,6 +23,10 @@ def preprocess(params: Params) -> dict:
     if rows.empty:
         raise DataError(f"{RAW / 'labeled.parquet'}: no rows left after cleaning ({len(cleaned.rejects)} rejected)")
     splits = stratified_split(rows, p.val_fraction, p.test_fraction, p.seed)
+    for name, frame in splits.items():
+        if frame.empty:
+            raise DataError(f"{RAW / 'labeled.parquet'}: only {len(rows)} usable rows, the {name} split would be "
+                            "empty; add data or change preprocess.val_fraction/test_fraction")
     eval_texts = set(splits["val"]["text"]) | set(splits["test"]["text"])
     unlabeled = clean_unlabeled(pd.read_parquet(RAW / "unlabeled.parquet"), p.min_chars, p.max_chars,
                                 exclude=eval_texts, limit=p.max_unlabeled, seed=p.seed)

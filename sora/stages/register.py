@@ -32,12 +32,21 @@ def pip_requirements() -> list[str]:
     return out
 
 
+def rescore_f1(model_uri: str) -> float:
+    import mlflow
+    from sklearn.metrics import f1_score
+
+    test = pd.read_parquet("data/processed/test.parquet", columns=["text", "label"])
+    predicted = mlflow.pyfunc.load_model(model_uri).predict(test[["text"]])["label"]
+    return round(float(f1_score(test["label"], predicted, average="macro")), 5)
+
+
 def register(params: Params, mlflow) -> dict:
     from mlflow.models import infer_signature
 
     from sora.inference import load_bundle
     from sora.tracking.pyfunc import SoraModel, predictions_frame
-    from sora.tracking.registry import champion_metrics, decide
+    from sora.tracking.registry import Decision, champion_metrics, decide
 
     r = params.register_
     require(BUNDLE / "weights.pt", METRICS / "prune.json")
@@ -56,7 +65,17 @@ def register(params: Params, mlflow) -> dict:
     client = mlflow.MlflowClient()
     version = str(info.registered_model_version)
     champion_version, champion = champion_metrics(client, r.model_name)
-    decision = decide(candidate, champion, r.f1_tolerance, r.attack_accuracy_floor)
+    data_md5 = dvc_hashes(["data/processed"]).get("data/processed")
+    if champion_version and champion is None:
+        decision = Decision(False, f"champion version {champion_version} carries no gate metrics (aliased by "
+                                   "hand?): compare and move the alias yourself")
+    else:
+        if champion and champion.get("data_md5") != data_md5:
+            # Scores from another test split are not comparable: score the champion on this one.
+            champion = {**champion, "test_f1": rescore_f1(f"models:/{r.model_name}/{champion_version}")}
+            print(f"register: champion v{champion_version} re-scored on the current test split: "
+                  f"macro-F1 {champion['test_f1']:.4f}")
+        decision = decide(candidate, champion, r.f1_tolerance, r.attack_accuracy_floor)
 
     lineage = {"sora.test_f1": candidate["test_f1"], "sora.test_acc": candidate["test_acc"],
                "sora.attack_acc": candidate["attack_acc"], "sora.variant": variant,
@@ -76,7 +95,7 @@ def register(params: Params, mlflow) -> dict:
               "champion_version": int(champion_after) if champion_after else None,
               "previous_champion_version": int(champion_version) if champion_version else None,
               **{f"candidate_{k}": v for k, v in candidate.items()},
-              **({f"champion_{k}": v for k, v in champion.items()} if champion else {})}
+              **({f"champion_{k}": v for k, v in champion.items() if k != "data_md5"} if champion else {})}
     mlflow.log_dict(result, "register_decision.json")
     mlflow.set_tags({"sora.decision": "promoted" if decision.promote else "kept champion",
                      "sora.decision_reason": decision.reason})

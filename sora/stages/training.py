@@ -42,7 +42,7 @@ def loggers(params: Params, mlflow_module, stage: str) -> list:
     """MLflow (rank-zero only inside Lightning) logging into this stage's child run, + epoch CSV for DVC plots."""
     from lightning.pytorch.loggers import MLFlowLogger
 
-    out: list = [EpochCSV(PLOTS / f"{stage}.csv")]
+    out: list = [EpochCSV(PLOTS / f"{stage}.csv", WORK / stage / "epochs.csv")]
     if mlflow_module is not None:
         run_id = mlflow_module.active_run().info.run_id
         out.insert(0, MLFlowLogger(experiment_name=params.tracking.experiment, tracking_uri=tracking_uri(params),
@@ -54,10 +54,15 @@ class EpochCSV(Logger):
     """A Lightning logger that keeps one row per epoch (epoch-level metrics only) in a CSV: the DVC plot
     source. Rank zero only, like every Lightning logger."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, work_copy: Path | None = None):
+        """`work_copy` lives in the fit's work dir: a resumed fit reloads the epochs it already has (DVC
+        deletes `path`, a stage output, before rerunning the stage)."""
         super().__init__()
-        self.path = Path(path)
+        self.path, self.work_copy = Path(path), work_copy
         self.rows: dict[int, dict[str, float]] = {}
+        if work_copy is not None and Path(work_copy).exists():
+            for row in pd.read_csv(work_copy).to_dict("records"):
+                self.rows[int(row["epoch"])] = {k: v for k, v in row.items() if pd.notna(v)}
 
     @property
     def name(self) -> str:
@@ -84,11 +89,15 @@ class EpochCSV(Logger):
         from sora.io import atomic_path
 
         columns = sorted({k for r in self.rows.values() for k in r} - {"epoch"})
-        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=["epoch", *columns])
-            writer.writeheader()
-            for epoch in sorted(self.rows):
-                writer.writerow(self.rows[epoch])
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for path in filter(None, (self.path, self.work_copy)):
+            if not Path(path).parent.exists():  # the work dir is gone once the fit has finished
+                continue
+            with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=["epoch", *columns])
+                writer.writeheader()
+                for epoch in sorted(self.rows):
+                    writer.writerow(self.rows[epoch])
 
 
 def fingerprint(params: Params, blocks: tuple[str, ...], inputs: list[Path]) -> str:
@@ -126,10 +135,13 @@ class ResumableFit:
     def finish(self, out_dir: Path) -> None:
         if not is_rank_zero():
             return
+        from sora.io import atomic_path
+
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in ("best.ckpt", "last.ckpt"):
             if (self.dir / name).exists():
-                shutil.copy2(self.dir / name, out_dir / name)
+                with atomic_path(out_dir / name) as tmp:
+                    shutil.copyfile(self.dir / name, tmp)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

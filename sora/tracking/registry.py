@@ -29,7 +29,8 @@ def decide(candidate: dict[str, float], champion: dict[str, float] | None, f1_to
 
 
 def champion_metrics(client, name: str) -> tuple[str | None, dict[str, float] | None]:
-    """(version, gate metrics) of the current champion, read from the version's tags."""
+    """(version, gate metrics) of the current champion, read from the version's tags (metrics None when the
+    champion carries none, e.g. it was aliased by hand)."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -39,4 +40,5 @@ def champion_metrics(client, name: str) -> tuple[str | None, dict[str, float] | 
     tags = version.tags
     if "sora.test_f1" not in tags:
         return version.version, None
-    return version.version, {"test_f1": float(tags["sora.test_f1"]), "attack_acc": float(tags["sora.attack_acc"])}
+    return version.version, {"test_f1": float(tags["sora.test_f1"]), "attack_acc": float(tags["sora.attack_acc"]),
+                             "data_md5": tags.get("dvc.md5.data/processed")}

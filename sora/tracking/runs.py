@@ -22,10 +22,13 @@ PARENT_ENV = "SORA_PARENT_RUN_ID"
 STATE_FILE = Path(".sora/pipeline_run.json")
 
 
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+
+
 def is_rank_zero() -> bool:
-    """Lightning's ddp launcher re-executes the stage with LOCAL_RANK>0; only rank 0 talks to MLflow."""
-    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0 \
-        and int(os.environ.get("RANK", "0")) == 0
+    """Lightning's ddp launcher, torchrun and SLURM start the stage once per process with one of these set;
+    only global rank 0 talks to MLflow and writes outputs."""
+    return all(int(os.environ.get(name, "0") or 0) == 0 for name in RANK_VARIABLES)
 
 
 def tracking_uri(params: Params, root: Path | None = None) -> str:
@@ -55,6 +58,16 @@ def setup_mlflow(params: Params):
     else:
         exp_id = experiment.experiment_id
     return mlflow, exp_id
+
+
+def git_dirty() -> bool | None:
+    """True when tracked files differ from the commit (the commit alone does not reproduce the run)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
 
 
 def git_commit() -> str | None:
@@ -96,13 +109,19 @@ def resolve_parent_run(params: Params) -> str:
         return run_id
     key = _dvc_ancestor()
     if key and STATE_FILE.exists():
-        state = json.loads(STATE_FILE.read_text())
+        try:
+            state = json.loads(STATE_FILE.read_text())
+        except json.JSONDecodeError:
+            state = {}  # a torn file from a killed run: start a new parent
         if state.get("dvc_process") == key:
             return state["parent_run_id"]
     run_id = create_parent_run(params, name="dvc repro" if key else "stage")
     if key:
+        from sora.io import atomic_path
+
         STATE_FILE.parent.mkdir(exist_ok=True)
-        STATE_FILE.write_text(json.dumps({"dvc_process": key, "parent_run_id": run_id}))
+        with atomic_path(STATE_FILE) as tmp:
+            tmp.write_text(json.dumps({"dvc_process": key, "parent_run_id": run_id}))
     return run_id
 
 
@@ -145,17 +164,25 @@ def stage_run(stage: str, params: Params, blocks: tuple[str, ...], inputs: list[
     tags = {"mlflow.parentRunId": parent_id, "sora.stage": stage, "sora.kind": "stage"}
     if commit := git_commit():
         tags["mlflow.source.git.commit"] = commit
-    with mlflow.start_run(experiment_id=exp_id, run_name=stage, tags=tags):
-        dumped = params.model_dump(by_alias=True)
-        mlflow.log_params(flat_params({b: dumped[b] for b in blocks}))
-        hashes = dvc_hashes(list(inputs))
-        if hashes:
-            from mlflow.data.dataset_source_registry import resolve_dataset_source
-            from mlflow.data.meta_dataset import MetaDataset
+        tags["git.dirty"] = str(git_dirty())
+    status = "FAILED"
+    try:
+        with mlflow.start_run(experiment_id=exp_id, run_name=stage, tags=tags):
+            dumped = params.model_dump(by_alias=True)
+            mlflow.log_params(flat_params({b: dumped[b] for b in blocks}))
+            hashes = dvc_hashes(list(inputs))
+            if hashes:
+                from mlflow.data.dataset_source_registry import resolve_dataset_source
+                from mlflow.data.meta_dataset import MetaDataset
 
-            for path, md5 in hashes.items():
-                source = resolve_dataset_source(Path(path).resolve().as_uri())
-                ds = MetaDataset(source, name=path, digest=md5[:20])
-                mlflow.log_input(ds, context=stage)
-            mlflow.set_tags({f"dvc.md5.{p}": h for p, h in hashes.items()})
-        yield mlflow
+                for path, md5 in hashes.items():
+                    source = resolve_dataset_source(Path(path).resolve().as_uri())
+                    mlflow.log_input(MetaDataset(source, name=path, digest=md5[:20]), context=stage)
+                mlflow.set_tags({f"dvc.md5.{p}": h for p, h in hashes.items()})
+            yield mlflow
+        status = "FINISHED"
+    finally:
+        if not os.environ.get(PARENT_ENV):
+            # Parents made by a plain `dvc repro` (or a lone stage) have no owner to close them: each stage
+            # closes its parent on exit, so the last one leaves it right. The Prefect flow closes its own.
+            mlflow.MlflowClient().set_terminated(parent_id, status)
