@@ -123,14 +123,14 @@ class HardenParams(Block):
 class EvaluateParams(Block):
     attack_budget: float = Field(0.1, gt=0, le=1)  # max share of tokens an attack may change
     attack_seed: int = 0
-    attack_max_examples: int = Field(400, ge=1)  # per language, for the costly greedy attack
+    attack_max_examples: int = Field(200, ge=1)  # per language, for the costly greedy attack
     batch_size: int = 256
 
 
 class PruneParams(Block):
     sparsity: float = Field(0.7, ge=0, lt=1)
     recovery_epochs: int = Field(1, ge=0)
-    lr: float = Field(3e-4, gt=0)
+    lr: float = Field(1e-3, gt=0)
     latency_batch: int = 256
     include_embeddings: bool = True  # prune the (large) embedding tables too
 

@@ -26,3 +26,8 @@ def test_tokenise_zh_uses_jieba_words_and_en_lowercases():
     zh = tokenise("我们喜欢这本书", "zh")
     assert "我们" in zh and "喜欢" in zh  # words, not single characters
     assert tokenise("Great Movie!", "en") == ["great", "movie", "!"]
+
+
+def test_traditional_chinese_is_folded_to_simplified():
+    assert normalise("該酒店的西餐廳很不錯") == "该酒店的西餐厅很不错"
+    assert normalise("简体不变") == "简体不变"

@@ -27,3 +27,9 @@ def test_save_load_roundtrip_and_oov(tmp_path):
     assert again.itos == vocab.itos
     rates = oov_rates(again, [["a", "c"], ["b", "d"]])
     assert rates["oov_rate"] == 0.5 and rates["unk_rate"] == 0.5
+
+
+def test_typos_map_to_the_most_frequent_word_one_edit_away():
+    vocab = Vocab.build([["great", "movie", "great", "grease", "movie"]] * 2, SPECIALS, min_freq=1, max_size=50)
+    assert vocab.decode(vocab.ids(["graet", "moive", "movei", "grat"])) == ["great", "movie", "movie", "great"]
+    assert vocab.decode(vocab.ids(["xyzzy", "gr8", "abc"])) == ["<unk>", "<unk>", "<unk>"]  # no guess

@@ -18,10 +18,21 @@ _OTHER_SCRIPT = re.compile(
 URL_TOKEN = "<url>"
 
 
+@lru_cache(maxsize=1)
+def _to_simplified():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
 def normalise(text: str) -> str:
-    """NFKC (folds full-width ASCII and punctuation to half-width), drop control chars, URLs -> <url>,
-    collapse whitespace. Chinese punctuation without a half-width form (，。) is kept as is."""
+    """NFKC (folds full-width ASCII and punctuation to half-width), traditional -> simplified Chinese
+    (OpenCC t2s), drop control chars, URLs -> <url>, collapse whitespace. Chinese punctuation without a
+    half-width form (。、) is kept as is. Canonical forms mean width and script variants of a text reach the
+    model as one text (real data mixes them; attacks exploit them)."""
     text = unicodedata.normalize("NFKC", text)
+    if _HAN.search(text):
+        text = _to_simplified().convert(text)
     text = "".join(ch if not unicodedata.category(ch).startswith("C") else " " for ch in text)
     text = _URL.sub(URL_TOKEN, text)
     return _WS.sub(" ", text).strip()

@@ -13,6 +13,19 @@ from sora.io import read_json, write_json
 PAD, UNK, CLS, MASK = "<pad>", "<unk>", "<cls>", "<mask>"
 
 
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _edits1(word: str) -> set[str]:
+    """Every string one edit away (delete, adjacent swap, replace, insert): Norvig's spelling corrector."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    deletes = {a + b[1:] for a, b in splits if b}
+    swaps = {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    replaces = {a + c + b[1:] for a, b in splits if b for c in _LETTERS}
+    inserts = {a + c + b for a, b in splits for c in _LETTERS}
+    return deletes | swaps | replaces | inserts
+
+
 def _is_cjk(ch: str) -> bool:
     return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
 
@@ -24,6 +37,7 @@ class Vocab:
 
     def __post_init__(self) -> None:
         self.stoi = {t: i for i, t in enumerate(self.itos)}
+        self._corrections: dict[str, int | None] = {}
         self.pad_id, self.unk_id = self.stoi[PAD], self.stoi[UNK]
         self.cls_id, self.mask_id = self.stoi[CLS], self.stoi[MASK]
 
@@ -43,8 +57,20 @@ class Vocab:
             elif len(tok) > 1 and any(_is_cjk(c) for c in tok):
                 out.extend(self.stoi.get(c, self.unk_id) for c in tok)
             else:
-                out.append(self.unk_id)
+                corrected = self.correct(tok)
+                out.append(self.unk_id if corrected is None else corrected)
         return out
+
+    def correct(self, token: str) -> int | None:
+        """Id of the most frequent vocabulary word one edit away from an unknown lower-case word (>= 4
+        letters), else None. Typos (real ones and adversarial ones) then reach the model as the word they
+        spoil instead of <unk>. Ids are in frequency order, so the smallest id is the most frequent."""
+        if len(token) < 4 or not token.isascii() or not token.isalpha():
+            return None
+        if token not in self._corrections:
+            found = [self.stoi[w] for w in _edits1(token) if w in self.stoi]
+            self._corrections[token] = min(found) if found else None
+        return self._corrections[token]
 
     def encode(self, tokens: Sequence[str], max_len: int) -> list[int]:
         """[CLS] + ids, truncated to max_len (no padding; the collate function pads)."""
