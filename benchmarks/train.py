@@ -81,15 +81,16 @@ def main() -> None:
     splits = load_splits("train")
     data = TextDataModule(splits["train"], None, vocab=vocab, max_len=params.model.max_len,
                           batch_size=t.batch_size, mode="classify")
-    for method in ("none", params.harden.method):
+    for method in ("none", "fgm", "pgd", "freelb"):  # the cost of each hardening method
         module = ClassifierModule(len(vocab), vocab.pad_id, params.model, adv_method=method,
                                   adv_epsilon=params.harden.epsilon, adv_steps=params.harden.steps,
                                   adv_step_size=params.harden.step_size)
-        rows.append((f"finetune (adv={method})", module, data))
+        rows.append((f"finetune/harden (adv={method})", module, data))
 
     print(f"setting: accelerator={t.accelerator} precision={t.precision} batch={t.batch_size} "
           f"threads={t.threads} model d={params.model.d_model} layers={params.model.n_layers} vocab={len(vocab)}")
-    print(f"{'phase':28s} {'samples/s':>10s} {'peak RSS MiB':>13s} {'peak GPU MiB':>13s}")
+    print(f"{'phase':32s} {'samples/s':>10s} {'x none':>7s} {'peak RSS MiB':>13s} {'peak GPU MiB':>13s}")
+    rates = {}
     for name, module, data in rows:
         cb = Throughput()
         trainer = build_trainer(t, 1, "benchmarks/out", callbacks=[cb], enable_progress_bar=False,
@@ -100,7 +101,9 @@ def main() -> None:
         device = module.device.type
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else float("nan")
-        print(f"{name:28s} {cb.rate(device):10.1f} {rss:13.0f} {gpu:13.0f}")
+        rates[name] = cb.rate(device)
+        slow = rates.get("finetune/harden (adv=none)", rates[name]) / rates[name]
+        print(f"{name:32s} {rates[name]:10.1f} {slow:7.2f} {rss:13.0f} {gpu:13.0f}")
 
 
 if __name__ == "__main__":

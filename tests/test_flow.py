@@ -276,3 +276,13 @@ def test_cron_deployment_and_overlap_skip(project):
                 break
             time.sleep(0.25)
     assert any("skipped: previous run still in progress" in m for m in messages), messages
+
+    # a manually triggered run of the deployment (nothing else holding the lock) completes every stage
+    with get_client(sync_client=True) as client:
+        manual = client.create_flow_run_from_deployment(deployment.id)
+    done = run_flow(retrain, flow_run=manual, parameters={})
+    assert done["status"] == "completed", done
+    assert {r["status"] for r in done["stages"]} <= {"ran", "skipped", "cached"}
+    assert Path("out/three.txt").exists()
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(manual.id).state.is_completed()
