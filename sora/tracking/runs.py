@@ -170,6 +170,7 @@ def stage_run(stage: str, params: Params, blocks: tuple[str, ...], inputs: list[
         with mlflow.start_run(experiment_id=exp_id, run_name=stage, tags=tags):
             dumped = params.model_dump(by_alias=True)
             mlflow.log_params(flat_params({b: dumped[b] for b in blocks}))
+            mlflow.log_dict(dumped, "resolved_params.yaml")  # the whole validated config, defaults included
             hashes = dvc_hashes(list(inputs))
             if hashes:
                 from mlflow.data.dataset_source_registry import resolve_dataset_source
