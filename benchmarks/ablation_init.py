@@ -37,7 +37,9 @@ def train_arm(init: str) -> dict:
     metrics = fit_classifier(params, stage, module, splits["train"], splits["val"], splits["test"], p.max_epochs,
                              p.patience, [], None)
     shutil.rmtree(Path("models") / stage, ignore_errors=True)
-    Path("plots", f"{stage}.csv").replace(Path("benchmarks/out", f"{stage}.csv")) if Path("plots", f"{stage}.csv").exists() else None
+    curve = Path("plots", f"{stage}.csv")
+    if curve.exists():  # keep the stage outputs folder clean: the curve goes beside the other benchmark outputs
+        curve.replace(Path("benchmarks/out", curve.name))
     return with_baseline(metrics)
 
 
