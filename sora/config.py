@@ -138,7 +138,7 @@ class PruneParams(Block):
 class RegisterParams(Block):
     model_name: str = "sora"
     variant: Literal["int8", "pruned"] = "int8"  # which output of `prune` is registered
-    f1_tolerance: float = Field(0.005, ge=0)
+    f1_tolerance: float = Field(0.0, ge=0)
     attack_accuracy_floor: float = Field(0.5, ge=0, le=1)
 
 
