@@ -154,6 +154,7 @@ def _kill_when_checkpointed(cmd, repo, last):
     deadline = time.time() + 240
     while not last.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
+    time.sleep(0.3)  # let the first checkpoint write finish; later epochs still take seconds
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
