@@ -10,7 +10,7 @@ import torch
 
 from sora.data.text import detect_lang, normalise, tokenise_many
 from sora.data.vocab import Vocab
-from sora.training.data import pad_ids
+from sora.models.classifier import pad_ids
 
 
 class Predictor:
@@ -78,7 +78,7 @@ def load_bundle(directory, batch_size: int = 256, quantize: bool | None = None) 
     from pathlib import Path
 
     from sora.compression import load_sparse_state_dict, quantize_dynamic_int8
-    from sora.training.modules import build_classifier
+    from sora.models.classifier import build_classifier
 
     directory = Path(directory)
     for name in ("weights.pt", "config.json", "vocab.json"):

@@ -12,7 +12,7 @@ from sora.data.sources import DataError
 from sora.io import read_json, write_json
 from sora.tracking.runs import is_rank_zero
 from sora.stages.common import METRICS, MODELS, PLOTS, PROCESSED, VOCAB, main, require
-from sora.stages.training import EpochCSV, ResumableFit, Timer, fingerprint, load_splits, load_vocab, loggers, maybe_stage_run
+from sora.stages.training import EpochCSV, ResumableFit, log_final, Timer, fingerprint, load_splits, load_vocab, loggers, maybe_stage_run
 
 OUT = MODELS / "finetune"
 ENCODER = MODELS / "pretrain" / "encoder.pt"
@@ -124,9 +124,8 @@ def finetune(params: Params, mlflow=None) -> dict:
 def run(params: Params) -> None:
     with maybe_stage_run("finetune", params, ("model", "trainer", "finetune"),
                          inputs=["data/processed", "data/vocab.json", "models/pretrain"]) as mlflow:
-        metrics = finetune(params, mlflow)
+        log_final(mlflow, finetune(params, mlflow))
         if mlflow is not None:
-            mlflow.log_metrics({f"final_{k}": v for k, v in metrics.items() if v is not None})
             mlflow.log_artifact(str(VOCAB))
 
 

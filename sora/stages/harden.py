@@ -14,7 +14,7 @@ from sora.config import Params
 from sora.io import write_json
 from sora.stages.common import METRICS, MODELS, PROCESSED, VOCAB, main, require
 from sora.stages.finetune import fit_classifier, with_baseline
-from sora.stages.training import load_splits, load_vocab, maybe_stage_run
+from sora.stages.training import load_splits, load_vocab, log_final, maybe_stage_run
 from sora.tracking.runs import is_rank_zero
 
 FINETUNED = MODELS / "finetune" / "best.ckpt"
@@ -76,9 +76,7 @@ def harden(params: Params, mlflow=None) -> dict:
 def run(params: Params) -> None:
     with maybe_stage_run("harden", params, ("model", "trainer", "harden"),
                          inputs=["data/processed", "data/vocab.json", "models/finetune"]) as mlflow:
-        metrics = harden(params, mlflow)
-        if mlflow is not None:
-            mlflow.log_metrics({f"final_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
+        log_final(mlflow, harden(params, mlflow))
 
 
 if __name__ == "__main__":

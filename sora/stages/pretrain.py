@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -11,7 +10,7 @@ import torch
 from sora.config import Params
 from sora.io import atomic_path, write_json
 from sora.stages.common import METRICS, MODELS, PROCESSED, VOCAB, main
-from sora.stages.training import EpochCSV, ResumableFit, Timer, fingerprint, load_splits, load_vocab, loggers, maybe_stage_run
+from sora.stages.training import EpochCSV, ResumableFit, log_final, Timer, fingerprint, load_splits, load_vocab, loggers, maybe_stage_run
 
 OUT = MODELS / "pretrain"
 
@@ -63,9 +62,7 @@ def pretrain(params: Params, mlflow=None) -> dict:
 def run(params: Params) -> None:
     with maybe_stage_run("pretrain", params, ("model", "trainer", "pretrain"),
                          inputs=["data/processed", "data/vocab.json"]) as mlflow:
-        metrics = pretrain(params, mlflow)
-        if mlflow is not None:
-            mlflow.log_metrics({f"final_{k}": v for k, v in metrics.items()})
+        log_final(mlflow, pretrain(params, mlflow))
 
 
 if __name__ == "__main__":

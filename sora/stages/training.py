@@ -38,6 +38,13 @@ def maybe_stage_run(stage: str, params: Params, blocks: tuple[str, ...], inputs:
     return stage_run(stage, params, blocks, inputs) if is_rank_zero() else nullcontext(None)
 
 
+def log_final(mlflow_module, metrics: dict) -> None:
+    """The stage's summary numbers as `final_*` metrics of its run (rank zero only: mlflow is None elsewhere)."""
+    if mlflow_module is not None:
+        mlflow_module.log_metrics({f"final_{k}": v for k, v in metrics.items()
+                                   if isinstance(v, (int, float)) and not isinstance(v, bool)})
+
+
 def loggers(params: Params, mlflow_module, stage: str) -> list:
     """MLflow (rank-zero only inside Lightning) logging into this stage's child run, + epoch CSV for DVC plots."""
     from lightning.pytorch.loggers import MLFlowLogger

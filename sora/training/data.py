@@ -12,16 +12,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from sora.data.vocab import Vocab
 from sora.models.autoencoder import corrupt
+from sora.models.classifier import pad_ids  # noqa: F401  (re-exported for callers of this module)
 
 LANG_IDS = {"zh": 0, "en": 1}
-
-
-def pad_ids(seqs: list[list[int]], pad_id: int) -> torch.Tensor:
-    """Right-pad to the longest sequence in the batch (not to max_len: short batches stay cheap)."""
-    out = torch.full((len(seqs), max(len(s) for s in seqs)), pad_id, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-    return out
 
 
 class EncodedDataset(Dataset):

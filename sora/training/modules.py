@@ -18,26 +18,9 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from sora.config import ModelParams
 from sora.models.autoencoder import DenoisingAutoencoder
-from sora.models.classifier import Classifier
-from sora.models.encoder import TransformerEncoder
+from sora.models.classifier import build_classifier, build_encoder, plain_model_params
 from sora.training.adversarial import METHODS, adversarial_loss
 from sora.training.data import LANG_IDS
-
-
-def _plain(model_params: ModelParams | dict[str, Any]) -> dict[str, Any]:
-    """ModelParams -> dict, validated, so hparams hold only plain types."""
-    return ModelParams.model_validate(dict(model_params) if isinstance(model_params, dict) else
-                                      model_params.model_dump()).model_dump()
-
-
-def build_encoder(vocab_size: int, pad_id: int, model_params: ModelParams | dict[str, Any]) -> TransformerEncoder:
-    return TransformerEncoder.from_params(vocab_size, pad_id, ModelParams.model_validate(_plain(model_params)))
-
-
-def build_classifier(vocab_size: int, pad_id: int, model_params: ModelParams | dict[str, Any],
-                     num_classes: int) -> Classifier:
-    p = _plain(model_params)
-    return Classifier(build_encoder(vocab_size, pad_id, p), num_classes, p["dropout"])
 
 
 def _warmup_linear(total_steps: float, warmup_ratio: float):
@@ -61,7 +44,7 @@ class PretrainModule(L.LightningModule):
     def __init__(self, vocab_size: int, pad_id: int, model_params: ModelParams | dict[str, Any], lr: float = 1e-3,
                  loss_fraction: float = 1.0):
         super().__init__()
-        model_params = _plain(model_params)
+        model_params = plain_model_params(model_params)
         self.save_hyperparameters({"vocab_size": vocab_size, "pad_id": pad_id, "model_params": model_params,
                                    "lr": lr, "loss_fraction": loss_fraction})
         encoder = build_encoder(vocab_size, pad_id, model_params)
@@ -113,7 +96,7 @@ class ClassifierModule(L.LightningModule):
         super().__init__()
         if adv_method not in METHODS:
             raise ValueError(f"adv_method must be one of {METHODS}, got {adv_method!r}")
-        model_params = _plain(model_params)
+        model_params = plain_model_params(model_params)
         self.save_hyperparameters({
             "vocab_size": vocab_size, "pad_id": pad_id, "model_params": model_params, "num_classes": num_classes,
             "lr": lr, "weight_decay": weight_decay, "adv_method": adv_method, "adv_epsilon": adv_epsilon,

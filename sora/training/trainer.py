@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from sora.config import TrainerParams
 from sora.models.classifier import Classifier
-from sora.training.modules import build_classifier
+from sora.models.classifier import build_classifier
 
 
 def seed_and_threads(trainer_params: TrainerParams) -> None:
