@@ -1,19 +1,18 @@
 """Post-training dynamic int8 quantisation (CPU inference) with ``torch.ao.quantization``.
 
-What actually gets quantised (checked on torch 2.13 with
-``TransformerEncoderLayer(batch_first=True, norm_first=True)``):
+What gets quantised:
 
-* ``nn.Linear`` -> ``DynamicQuantizedLinear`` (int8 weights, activations quantised on the fly):
-  the encoder layers' ``linear1``/``linear2`` feed-forward and the classifier head.
+* ``nn.Linear`` -> ``DynamicQuantizedLinear`` (int8 weights, activations quantised on the fly). Sora's
+  encoder layers (``sora.models.encoder.EncoderLayer``) are built from plain Linears, so this covers the
+  attention projections, the feed-forward and the head: every matrix multiply but attention itself.
 * ``nn.Embedding`` -> ``QuantizedEmbedding`` (quint8 rows with per-row float scale/zero-point,
   ``float_qparams_weight_only_qconfig``) when ``quantize_embeddings=True``. These dominate the size of
   a 30k-vocabulary model, so this is what makes a >3x smaller state dict possible.
-* Stays fp32: ``MultiheadAttention.in_proj_weight``/``in_proj_bias`` (a raw Parameter, not a module),
-  ``MultiheadAttention.out_proj`` (``NonDynamicallyQuantizableLinear``: excluded on purpose, MHA reads
-  its weight directly), LayerNorms and any other non-Linear parameters. :func:`quantization_summary`
-  reports the exact split.
+* Stays fp32: LayerNorms and, in a model built on ``nn.MultiheadAttention``, its packed
+  ``in_proj_weight`` (a raw Parameter) and ``out_proj`` (excluded on purpose by torch).
+  :func:`quantization_summary` reports the exact split.
 
-Fast-path fix: in eval mode ``TransformerEncoderLayer.forward`` probes ``self.linear1.weight`` etc. as
+Fast-path fix (models built on ``nn.TransformerEncoderLayer``): in eval mode ``TransformerEncoderLayer.forward`` probes ``self.linear1.weight`` etc. as
 tensors for its fused kernel; after quantisation ``weight`` is a method and the forward raises
 ``AttributeError: 'function' object has no attribute 'device'``. The quantised copy therefore gets a
 no-op forward pre-hook on every TransformerEncoderLayer (the documented way the layer falls back to

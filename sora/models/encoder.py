@@ -3,9 +3,39 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sora.config import ModelParams
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm Transformer layer: x + attention(norm(x)), then x + feed-forward(norm(x)).
+
+    Written with plain nn.Linear projections (not nn.MultiheadAttention) so that pruning and dynamic int8
+    quantisation reach every matrix multiply: MultiheadAttention keeps its packed input projection as a raw
+    Parameter and its output projection un-quantisable, which left half of the layer's FLOPs in fp32.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, ff_dim: int, dropout: float):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model {d_model} must be divisible by n_heads {n_heads}")
+        self.n_heads, self.dropout = n_heads, dropout
+        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.ff1, self.ff2 = nn.Linear(d_model, ff_dim), nn.Linear(ff_dim, d_model)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """x (B,T,D); keep (B,1,1,T) bool, True = a real token that queries may attend to."""
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=keep,
+                                              dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.drop(self.out(attn.transpose(1, 2).reshape(b, t, d)))
+        return x + self.drop(self.ff2(self.drop(F.gelu(self.ff1(self.norm2(x))))))
 
 
 class TransformerEncoder(nn.Module):
@@ -18,10 +48,7 @@ class TransformerEncoder(nn.Module):
         self.tok = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
         self.pos = nn.Embedding(max_len, d_model)  # learned positions
         self.drop = nn.Dropout(dropout)
-        layer = nn.TransformerEncoderLayer(d_model, n_heads, ff_dim, dropout, activation="gelu",
-                                           batch_first=True, norm_first=True)
-        # Pre-norm layers cannot use the nested-tensor fast path; saying so avoids a warning.
-        self.layers = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, ff_dim, dropout) for _ in range(n_layers))
         self.norm = nn.LayerNorm(d_model)  # pre-norm stacks need a final norm
         # Small embedding init (GPT-2 style): with N(0,1) the tied decoder projection starts with huge logits
         # (loss ~20) and the embedding noise swamps the positions.
@@ -47,5 +74,7 @@ class TransformerEncoder(nn.Module):
         x = self.embed(ids) if embeds is None else embeds
         positions = torch.arange(ids.size(1), device=ids.device)
         x = self.drop(x + self.pos(positions))
-        x = self.layers(x, src_key_padding_mask=pad_mask)
+        keep = ~pad_mask[:, None, None, :]
+        for layer in self.layers:
+            x = layer(x, keep)
         return self.norm(x)
