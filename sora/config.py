@@ -130,6 +130,7 @@ class EvaluateParams(Block):
 class PruneParams(Block):
     sparsity: float = Field(0.7, ge=0, lt=1)
     recovery_epochs: int = Field(1, ge=0)
+    cuts: int = Field(4, ge=1)  # gradual pruning: reach `sparsity` in this many cuts (1 = one shot)
     lr: float = Field(1e-3, gt=0)
     latency_batch: int = 256
     include_embeddings: bool = True  # prune the (large) embedding tables too

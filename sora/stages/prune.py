@@ -1,5 +1,5 @@
-"""prune: global magnitude pruning of the hardened classifier + a short recovery fine-tune (masks active),
-made permanent; then dynamic int8 quantisation. Side by side for fp32 / pruned / int8: size on disk, CPU
+"""prune: gradual global magnitude pruning of the hardened classifier during a short recovery fine-tune
+(masks active), made permanent; then dynamic int8 quantisation. Side by side for fp32 / pruned / int8: size on disk, CPU
 latency (p50, one text) and batch throughput, clean accuracy, accuracy under attack
 -> models/prune/ (model bundle), metrics/prune.json, plots/prune.csv."""
 
@@ -35,27 +35,36 @@ def attack_accuracy(predictor, test: pd.DataFrame, params: Params) -> float:
     return float((worst["accuracy_under_attack"] * worst["n"]).sum() / worst["n"].sum())
 
 
-def recover(params: Params, model: torch.nn.Module, vocab, train: pd.DataFrame, val: pd.DataFrame) -> None:
-    """Short fine-tune with the pruning masks active, so pruned weights stay zero while the rest adapt."""
+def prune_and_recover(params: Params, model: torch.nn.Module, vocab, train: pd.DataFrame, val: pd.DataFrame) -> None:
+    """Gradual pruning to `prune.sparsity` in `prune.cuts` steps during a short recovery fine-tune (masks
+    active, so pruned weights stay zero while the rest adapt); one-shot pruning when recovery_epochs is 0."""
+    from sora.compression import global_magnitude_prune
     from sora.training.data import TextDataModule
     from sora.training.modules import ClassifierModule
+    from sora.training.pruning import GradualPruning
     from sora.training.trainer import build_trainer
 
     p, t = params.prune, params.trainer
+    if not p.recovery_epochs:
+        global_magnitude_prune(model, p.sparsity, include_embeddings=p.include_embeddings, normalize=True)
+        return
     module = ClassifierModule(vocab_size=len(vocab), pad_id=vocab.pad_id, model_params=params.model,
-                              num_classes=model.head.out_features, lr=p.lr)
+                              num_classes=model.head.out_features, lr=p.lr,
+                              weight_decay=params.finetune.weight_decay,
+                              token_dropout=params.finetune.token_dropout, unk_id=vocab.unk_id)
     module.model = model
     data = TextDataModule(train, val, vocab=vocab, max_len=params.model.max_len, batch_size=t.batch_size,
                           num_workers=t.num_workers, seed=t.seed)
     # One device: the masks are forward hooks on this process's module (nothing to gain from DDP here).
     single = t.model_copy(update={"devices": 1, "num_nodes": 1, "strategy": "auto"})
     build_trainer(single, p.recovery_epochs, ".sora/work/prune", logger=False, enable_checkpointing=False,
-                  limit_val_batches=0).fit(module, datamodule=data)
+                  limit_val_batches=0, callbacks=[GradualPruning(p.sparsity, p.cuts, p.include_embeddings)],
+                  ).fit(module, datamodule=data)
     model.eval()
 
 
 def prune(params: Params) -> tuple[dict, pd.DataFrame]:
-    from sora.compression import (global_magnitude_prune, latency_p50_ms, make_permanent, quantize_dynamic_int8,
+    from sora.compression import (latency_p50_ms, make_permanent, quantize_dynamic_int8,
                                   size_on_disk_bytes, sparse_size_on_disk_bytes, sparsity_report, throughput)
     from sora.evaluation.report import clean_metrics
     from sora.inference import Predictor, save_bundle
@@ -71,9 +80,7 @@ def prune(params: Params) -> tuple[dict, pd.DataFrame]:
     max_len = hp["model_params"]["max_len"]
 
     pruned = copy.deepcopy(fp32)
-    global_magnitude_prune(pruned, p.sparsity, include_embeddings=p.include_embeddings, normalize=True)
-    if p.recovery_epochs:
-        recover(params, pruned, vocab, splits["train"], splits["val"])
+    prune_and_recover(params, pruned, vocab, splits["train"], splits["val"])
     make_permanent(pruned)
     int8 = quantize_dynamic_int8(pruned, quantize_embeddings=True)
     sparsity = sparsity_report(pruned, include_embeddings=p.include_embeddings)["global"]

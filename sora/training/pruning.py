@@ -1,0 +1,42 @@
+"""Gradual magnitude pruning during a fine-tune (Zhu & Gupta, 2017, "To prune, or not to prune").
+
+Cutting 70 % of the weights at once and then fine-tuning costs more accuracy than reaching the same sparsity
+in a few cuts with training in between: each cut removes weights the network has already learned to do
+without. The sparsity follows the cubic schedule s_k = s_final * (1 - (1 - k/n)^3), k = 1..n, with the cuts
+spread over the first half of the run and the second half spent at the final sparsity.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+
+from sora.compression import global_magnitude_prune
+
+
+def cubic_sparsity(final: float, cut: int, cuts: int) -> float:
+    """Target total sparsity after cut number `cut` (1-based) of `cuts`."""
+    return final * (1.0 - (1.0 - cut / cuts) ** 3)
+
+
+class GradualPruning(L.Callback):
+    """Prunes `module.model` to `sparsity` in `cuts` steps over the first half of training (masks stay active,
+    so pruned weights stay zero while the rest adapt). cuts=1 is one-shot pruning before the first step."""
+
+    def __init__(self, sparsity: float, cuts: int = 4, include_embeddings: bool = True):
+        if cuts < 1:
+            raise ValueError(f"cuts must be >= 1, got {cuts}")
+        self.sparsity, self.cuts, self.include_embeddings = sparsity, cuts, include_embeddings
+        self.done = 0
+
+    def _cut_to(self, module: L.LightningModule, cut: int) -> None:
+        while self.done < cut:
+            self.done += 1
+            global_magnitude_prune(module.model, cubic_sparsity(self.sparsity, self.done, self.cuts),
+                                   include_embeddings=self.include_embeddings, normalize=True)
+
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch, batch_idx: int) -> None:
+        half = max(1, int(trainer.estimated_stepping_batches) // 2)
+        self._cut_to(module, min(self.cuts, 1 + trainer.global_step * self.cuts // half))
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._cut_to(module, self.cuts)  # a run shorter than planned still ends at the target sparsity
