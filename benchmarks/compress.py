@@ -23,7 +23,6 @@ def main() -> None:
     parser.add_argument("--champion", default="models:/sora@champion")
     args = parser.parse_args()
 
-    import numpy as np
     import pandas as pd
     import torch
 

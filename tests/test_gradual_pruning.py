@@ -9,7 +9,8 @@ from sora.training.data import TextDataModule
 from sora.training.modules import ClassifierModule
 from sora.training.pruning import GradualPruning, cubic_sparsity
 from sora.training.trainer import build_trainer
-from tests.test_training import MODEL, data  # noqa: F401  (fixture)
+from sora.data.vocab import Vocab
+from tests.test_training import MODEL, SPECIALS, synthetic
 
 
 def test_cubic_schedule_is_increasing_and_ends_at_target():
@@ -33,8 +34,9 @@ class Recorder(GradualPruning):
         self.seen.append(round(sparsity_report(module.model)["global"], 3))
 
 
-def test_gradual_pruning_cuts_during_training_and_reaches_target(data, tmp_path):  # noqa: F811
-    train, val, vocab = data
+def test_gradual_pruning_cuts_during_training_and_reaches_target(tmp_path):
+    train, val = synthetic(64, 0), synthetic(32, 1)
+    vocab = Vocab.build(train["tokens"], SPECIALS, min_freq=1, max_size=200)
     torch.manual_seed(0)
     module = ClassifierModule(len(vocab), vocab.pad_id, MODEL, lr=1e-3)
     callback = Recorder(0.7, cuts=3)

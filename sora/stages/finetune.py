@@ -10,9 +10,10 @@ import pandas as pd
 from sora.config import Params
 from sora.data.sources import DataError
 from sora.io import read_json, write_json
-from sora.tracking.runs import is_rank_zero
 from sora.stages.common import METRICS, MODELS, PLOTS, PROCESSED, VOCAB, main, require
-from sora.stages.training import EpochCSV, ResumableFit, log_final, Timer, fingerprint, load_splits, load_vocab, loggers, maybe_stage_run
+from sora.stages.training import (EpochCSV, ResumableFit, Timer, fingerprint, load_splits, load_vocab, log_final,
+                                  loggers, maybe_stage_run)
+from sora.tracking.runs import is_rank_zero
 
 OUT = MODELS / "finetune"
 ENCODER = MODELS / "pretrain" / "encoder.pt"
@@ -91,6 +92,15 @@ def with_baseline(metrics: dict) -> dict:
     return out
 
 
+def report(stage: str, metrics: dict, label: str = "") -> dict:
+    """Baseline figures beside ours, written to metrics/<stage>.json (rank zero only) and printed."""
+    metrics = with_baseline(metrics)
+    if is_rank_zero():
+        write_json(METRICS / f"{stage}.json", metrics)
+        print(f"{stage}{label}: {metrics}")
+    return metrics
+
+
 def finetune(params: Params, mlflow=None) -> dict:
     from sora.training.modules import ClassifierModule
     from sora.training.trainer import seed_and_threads
@@ -114,11 +124,7 @@ def finetune(params: Params, mlflow=None) -> dict:
         inputs.append(ENCODER)
     metrics = fit_classifier(params, "finetune", module, splits["train"], splits["val"], splits["test"],
                              p.max_epochs, p.patience, inputs, mlflow)
-    metrics = with_baseline({**metrics, "init_pretrained": int(p.init == "pretrained")})
-    if is_rank_zero():
-        write_json(METRICS / "finetune.json", metrics)
-        print(f"finetune: {metrics}")
-    return metrics
+    return report("finetune", {**metrics, "init_pretrained": int(p.init == "pretrained")})
 
 
 def run(params: Params) -> None:

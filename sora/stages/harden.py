@@ -11,11 +11,9 @@ import random
 import pandas as pd
 
 from sora.config import Params
-from sora.io import write_json
-from sora.stages.common import METRICS, MODELS, PROCESSED, VOCAB, main, require
-from sora.stages.finetune import fit_classifier, with_baseline
+from sora.stages.common import MODELS, PROCESSED, VOCAB, main, require
+from sora.stages.finetune import fit_classifier, report
 from sora.stages.training import load_splits, load_vocab, log_final, maybe_stage_run
-from sora.tracking.runs import is_rank_zero
 
 FINETUNED = MODELS / "finetune" / "best.ckpt"
 AUGMENT_SEED_OFFSET = 1_000_003  # keeps augmentation noise apart from evaluation's attack_seed
@@ -66,11 +64,7 @@ def harden(params: Params, mlflow=None) -> dict:
                                  exclude=set(splits["val"]["text"]) | set(splits["test"]["text"]))
     metrics = fit_classifier(params, "harden", module, train, splits["val"], splits["test"], h.max_epochs,
                              None, [VOCAB, PROCESSED, FINETUNED], mlflow)
-    metrics = with_baseline({**metrics, "method": h.method})
-    if is_rank_zero():
-        write_json(METRICS / "harden.json", {k: v for k, v in metrics.items() if k != "method"})
-        print(f"harden ({h.method}): {metrics}")
-    return metrics
+    return report("harden", metrics, label=f" ({h.method})")
 
 
 def run(params: Params) -> None:
