@@ -16,8 +16,9 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	@# CPU build of torch first (a plain `torch` would pull a multi-GB CUDA build; see STACK.md)
-	$(PY) -m pip install -q torch==2.13.0
+	@# torch first, pinned: our machines resolve it to a local CPU wheel. Elsewhere a plain install pulls the
+	@# multi-GB CUDA build; for CPU add --index-url https://download.pytorch.org/whl/cpu (TORCH_PIP_ARGS).
+	$(PY) -m pip install -q torch==2.13.0 $(TORCH_PIP_ARGS)
 	$(PY) -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
 

@@ -34,7 +34,7 @@ def train_arm(init: str) -> dict:
     if init == "pretrained":
         module.load_encoder_state(torch.load(ENCODER, map_location="cpu", weights_only=True)["state_dict"])
     stage = f"ablation-{init}"
-    metrics = fit_classifier(params, stage, module, splits["train"], splits["val"], splits["test"], p.max_epochs,
+    metrics = fit_classifier(params, stage, module, vocab, splits["train"], splits["val"], splits["test"], p.max_epochs,
                              p.patience, [], None)
     shutil.rmtree(Path("models") / stage, ignore_errors=True)
     curve = Path("plots", f"{stage}.csv")

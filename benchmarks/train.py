@@ -94,6 +94,7 @@ def main() -> None:
     for name, module, data in rows:
         cb = Throughput()
         trainer = build_trainer(t, 1, "benchmarks/out", callbacks=[cb], enable_progress_bar=False,
+                                enable_checkpointing=False,
                                 limit_train_batches=args.steps, limit_val_batches=0)
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()

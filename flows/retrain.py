@@ -38,6 +38,9 @@ import yaml
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from sora.io import write_text
+from sora.tracking.runs import flat_params
+
 DVC_FILE = Path("dvc.yaml")
 PARAMS_PATH = Path("params.yaml")
 STATE_DIR = Path(".sora")
@@ -226,7 +229,7 @@ def _recover_override_backup(logger) -> None:
         if backup.get("original") is None:
             PARAMS_PATH.unlink(missing_ok=True)
         else:
-            PARAMS_PATH.write_text(backup["original"], encoding="utf-8")
+            write_text(PARAMS_PATH, backup["original"])
         logger.warning("restored params.yaml left with overrides by an interrupted retrain run")
     else:
         logger.warning(f"stale {OVERRIDE_BACKUP} found but params.yaml was edited since: keeping params.yaml")
@@ -253,25 +256,16 @@ def applied_overrides(overrides: dict[str, Any] | None, run_label: str) -> Itera
                f"# the original is restored when the run ends (backup: {OVERRIDE_BACKUP}).\n"
                + yaml.safe_dump(merged, sort_keys=False, allow_unicode=True))
     STATE_DIR.mkdir(exist_ok=True)
-    OVERRIDE_BACKUP.write_text(json.dumps({"original": original, "written": written}), encoding="utf-8")
-    PARAMS_PATH.write_text(written, encoding="utf-8")
+    write_text(OVERRIDE_BACKUP, json.dumps({"original": original, "written": written}))
+    write_text(PARAMS_PATH, written)
     try:
         yield params
     finally:
         if original is None:
             PARAMS_PATH.unlink(missing_ok=True)
         else:
-            PARAMS_PATH.write_text(original, encoding="utf-8")
+            write_text(PARAMS_PATH, original)
         OVERRIDE_BACKUP.unlink(missing_ok=True)
-
-
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
-    else:
-        out[prefix] = value
-    return out
 
 
 def _read_json(path: Path) -> Any | None:
@@ -366,7 +360,7 @@ def _register_markdown(decision: Any) -> str:
             if key in decision and not isinstance(decision[key], (dict, list)):
                 lines.append(f"- **{key}**: {decision[key]}")
         lines += ["", "| key | value |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in _flatten("", decision, {}).items()]
+        lines += [f"| {k} | {v} |" for k, v in flat_params(decision).items()]
     lines += ["", "```json", json.dumps(decision, indent=2, ensure_ascii=False, default=str), "```"]
     return "\n".join(lines)
 
@@ -387,7 +381,7 @@ def _publish_artifacts(records: list[dict[str, Any]], summary: str, all_stages: 
         if EVALUATE_METRICS.exists() and current(EVALUATE_METRICS):
             metrics = _read_json(EVALUATE_METRICS)
             if metrics is not None:
-                flat = _flatten("", metrics, {}) if isinstance(metrics, dict) else {"value": metrics}
+                flat = flat_params(metrics) if isinstance(metrics, dict) else {"value": metrics}
                 create_table_artifact(table=[{"metric": k, "value": v} for k, v in flat.items()],
                                       key="retrain-evaluate-metrics", description=f"{EVALUATE_METRICS}")
         if REGISTER_DECISION.exists() and current(REGISTER_DECISION):

@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from sora.data.text import spacy_pipeline
+from sora.data.text import _HAN, spacy_pipeline
 
 PredictProba = Callable[[list[str]], np.ndarray]
 Perturbation = Callable[..., str]
@@ -42,20 +42,11 @@ __all__ = [
     "AttackResult",
     "AttackSummary",
     "attacks_for",
-    "en_case_punct",
-    "en_typo",
-    "en_word_delete",
     "greedy_attack",
     "homophones",
     "max_edits",
     "run_attack",
     "run_suite",
-    "zh_char_delete",
-    "zh_char_duplicate",
-    "zh_char_swap",
-    "zh_homophone",
-    "zh_traditional",
-    "zh_width_flip",
 ]
 
 SUITE_COLUMNS = [
@@ -70,7 +61,6 @@ SUITE_COLUMNS = [
 ]
 LANGS = ("zh", "en")
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df]")
 
 
 def _is_han(ch: str) -> bool:
@@ -404,82 +394,50 @@ def _edit_case_punct(pieces: list, i: int, rng: random.Random) -> bool:
     return True
 
 
-_COUNTED: dict[str, tuple[str, EditFn]] = {
-    "zh_char_delete": ("zh", _token_edit(_choice_of(_zh_delete_variants))),
-    "zh_char_duplicate": ("zh", _token_edit(_choice_of(_zh_duplicate_variants))),
-    "zh_char_swap": ("zh", _token_edit(_choice_of(_zh_swap_variants))),
-    "zh_homophone": ("zh", _token_edit(_pick_homophone)),
-    "zh_width_flip": ("zh", _token_edit(_choice_of(_zh_width_variants))),
-    "zh_traditional": ("zh", _token_edit(_choice_of(_zh_traditional_variants))),
-    "en_typo": ("en", _token_edit(_pick_typo)),
-    "en_word_delete": ("en", _token_edit(_pick_word_delete)),
-    "en_case_punct": ("en", _edit_case_punct),
-}
-
-
 def _rng(rng: random.Random | None) -> random.Random:
     return rng if rng is not None else random.Random(0)
 
 
-def zh_char_delete(text: str, lang: str = "zh", budget: float = 0.1, rng: random.Random | None = None) -> str:
-    """Delete one Han character inside each chosen word (a 1-char word disappears)."""
-    return _perturb(text, lang, budget, _rng(rng), _COUNTED["zh_char_delete"][1])[0]
+def _attack(name: str, default_lang: str, edit: EditFn, doc: str) -> Perturbation:
+    """A perturbation ``fn(text, lang, budget=0.1, rng=None) -> str`` that applies ``edit`` to ``max_edits``
+    randomly chosen tokens."""
+    def perturb(text: str, lang: str = default_lang, budget: float = 0.1, rng: random.Random | None = None) -> str:
+        return _perturb(text, lang, budget, _rng(rng), edit)[0]
+
+    perturb.__name__ = perturb.__qualname__ = name
+    perturb.__doc__ = doc
+    return perturb
 
 
-def zh_char_duplicate(text: str, lang: str = "zh", budget: float = 0.1, rng: random.Random | None = None) -> str:
-    """Duplicate one Han character inside each chosen word ('很好' -> '很很好')."""
-    return _perturb(text, lang, budget, _rng(rng), _COUNTED["zh_char_duplicate"][1])[0]
-
-
-def zh_char_swap(text: str, lang: str = "zh", budget: float = 0.1, rng: random.Random | None = None) -> str:
-    """Swap two adjacent, different Han characters within each chosen word."""
-    return _perturb(text, lang, budget, _rng(rng), _COUNTED["zh_char_swap"][1])[0]
-
-
-def zh_homophone(text: str, lang: str = "zh", budget: float = 0.1, rng: random.Random | None = None) -> str:
-    """Replace one Han character of each chosen word by a different common character with the same toneless
-    pinyin (``pypinyin.lazy_pinyin`` of the single character; table built from GB2312 level 1)."""
-    return _perturb(text, lang, budget, _rng(rng), _COUNTED["zh_homophone"][1])[0]
-
-
-def zh_width_flip(text: str, lang: str = "zh", budget: float = 0.1, rng: random.Random | None = None) -> str:
-    """Flip the width of every ASCII letter/digit/punctuation of each chosen token (half <-> full width) and
-    Chinese ，。！？ <-> , . ! ?"""
-    return _perturb(text, lang, budget, _rng(rng), _COUNTED["zh_width_flip"][1])[0]
-
-
-def zh_traditional(text: str, lang: str = "zh", budget: float = 0.1, rng: random.Random | None = None) -> str:
-    """Convert chosen words from simplified to traditional (OpenCC s2t; only words whose t2s round-trips)."""
-    return _perturb(text, lang, budget, _rng(rng), _COUNTED["zh_traditional"][1])[0]
-
-
-def en_typo(text: str, lang: str = "en", budget: float = 0.1, rng: random.Random | None = None) -> str:
-    """One typo per chosen word: swap adjacent letters, insert a letter, delete a letter (words keep >= 1
-    letter) or replace a letter by a QWERTY neighbour (case kept)."""
-    return _perturb(text, lang, budget, _rng(rng), _COUNTED["en_typo"][1])[0]
-
-
-def en_word_delete(text: str, lang: str = "en", budget: float = 0.1, rng: random.Random | None = None) -> str:
-    """Delete chosen words (tokens with a letter or digit) with one adjoining space."""
-    return _perturb(text, lang, budget, _rng(rng), _COUNTED["en_word_delete"][1])[0]
-
-
-def en_case_punct(text: str, lang: str = "en", budget: float = 0.1, rng: random.Random | None = None) -> str:
-    """Per chosen word: change its case (upper/lower/title/capitalise/swap), append a punctuation mark, or
-    remove the punctuation attached right after it."""
-    return _perturb(text, lang, budget, _rng(rng), _COUNTED["en_case_punct"][1])[0]
-
+# name -> (language, edit applied to each chosen token, what it does)
+_EDITS: dict[str, tuple[str, EditFn, str]] = {
+    "zh_char_delete": ("zh", _token_edit(_choice_of(_zh_delete_variants)),
+                       "Delete one Han character inside each chosen word (a 1-char word disappears)."),
+    "zh_char_duplicate": ("zh", _token_edit(_choice_of(_zh_duplicate_variants)),
+                          "Duplicate one Han character inside each chosen word ('很好' -> '很很好')."),
+    "zh_char_swap": ("zh", _token_edit(_choice_of(_zh_swap_variants)),
+                     "Swap two adjacent, different Han characters within each chosen word."),
+    "zh_homophone": ("zh", _token_edit(_pick_homophone),
+                     "Replace one Han character of each chosen word by a different common character with the same "
+                     "toneless pinyin (pypinyin.lazy_pinyin; table built from GB2312 level 1)."),
+    "zh_width_flip": ("zh", _token_edit(_choice_of(_zh_width_variants)),
+                      "Flip the width of every ASCII letter/digit/punctuation of each chosen token (half <-> full "
+                      "width) and Chinese ，。！？ <-> , . ! ?"),
+    "zh_traditional": ("zh", _token_edit(_choice_of(_zh_traditional_variants)),
+                       "Convert chosen words from simplified to traditional (OpenCC s2t; only words whose t2s "
+                       "round-trips)."),
+    "en_typo": ("en", _token_edit(_pick_typo),
+                "One typo per chosen word: swap adjacent letters, insert a letter, delete a letter (words keep >= 1 "
+                "letter) or replace a letter by a QWERTY neighbour (case kept)."),
+    "en_word_delete": ("en", _token_edit(_pick_word_delete),
+                       "Delete chosen words (tokens with a letter or digit) with one adjoining space."),
+    "en_case_punct": ("en", _edit_case_punct,
+                      "Per chosen word: change its case (upper/lower/title/capitalise/swap), append a punctuation "
+                      "mark, or remove the punctuation attached right after it."),
+}
 
 ATTACKS: dict[str, tuple[str, Perturbation]] = {
-    "zh_char_delete": ("zh", zh_char_delete),
-    "zh_char_duplicate": ("zh", zh_char_duplicate),
-    "zh_char_swap": ("zh", zh_char_swap),
-    "zh_homophone": ("zh", zh_homophone),
-    "zh_width_flip": ("zh", zh_width_flip),
-    "zh_traditional": ("zh", zh_traditional),
-    "en_typo": ("en", en_typo),
-    "en_word_delete": ("en", en_word_delete),
-    "en_case_punct": ("en", en_case_punct),
+    name: (lang, _attack(name, lang, edit, doc)) for name, (lang, edit, doc) in _EDITS.items()
 }
 
 
@@ -713,7 +671,7 @@ def _run_simple(
     batch_size: int,
     tick: Callable[[int], None] = lambda k: None,
 ) -> list[AttackResult]:
-    edit = _COUNTED[name][1]
+    edit = _EDITS[name][1]
     perturbed: dict[int, tuple[str, int, int]] = {}
     for pos, (i, text, label, lang) in enumerate(items):
         if int(np.argmax(clean[pos])) == label:

@@ -17,12 +17,12 @@ MODELS_TO_COMPARE = {"finetuned": MODELS / "finetune" / "best.ckpt", "hardened":
 OUT = PLOTS / "evaluate"
 
 
-def load_predictor(ckpt: Path, batch_size: int):
+def load_predictor(ckpt: Path, vocab, batch_size: int):
     from sora.inference import Predictor
     from sora.training.trainer import load_classifier
 
     model, hp = load_classifier(ckpt)
-    return Predictor(model, load_vocab(), hp["model_params"]["max_len"], batch_size)
+    return Predictor(model, vocab, hp["model_params"]["max_len"], batch_size)
 
 
 def robustness_table(predictor, test: pd.DataFrame, params: Params) -> pd.DataFrame:
@@ -30,7 +30,7 @@ def robustness_table(predictor, test: pd.DataFrame, params: Params) -> pd.DataFr
 
     e = params.evaluate
     return run_suite(test["text"].tolist(), test["label"].tolist(), test["lang"].tolist(),
-                     lambda texts: predictor.predict_proba(texts), budget=e.attack_budget, seed=e.attack_seed,
+                     predictor.predict_proba, budget=e.attack_budget, seed=e.attack_seed,
                      include_greedy=True, max_greedy_examples=e.attack_max_examples, batch_size=e.batch_size)
 
 
@@ -48,11 +48,12 @@ def evaluate(params: Params) -> tuple[dict, list[Path]]:
 
     require(*MODELS_TO_COMPARE.values())
     test = load_splits("test")["test"]
+    vocab = load_vocab()
     labels, langs = test["label"].to_numpy(), test["lang"].to_numpy()
     metrics: dict[str, float] = {"test_n": len(test)}
     results, robustness = {}, []
     for name, ckpt in MODELS_TO_COMPARE.items():
-        predictor = load_predictor(ckpt, params.evaluate.batch_size)
+        predictor = load_predictor(ckpt, vocab, params.evaluate.batch_size)
         probs = predictor.predict_proba(test["text"].tolist(), test["lang"].tolist())
         metrics.update({f"{name}_{k}": v for k, v in clean_metrics(probs, labels, langs).items()})
         results[name] = {"probs": probs, "labels": labels, "curves": curves(probs, labels)}

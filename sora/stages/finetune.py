@@ -11,11 +11,10 @@ from sora.config import Params
 from sora.data.sources import DataError
 from sora.io import read_json, write_json
 from sora.stages.common import METRICS, MODELS, PLOTS, PROCESSED, VOCAB, main, require
-from sora.stages.training import (EpochCSV, ResumableFit, Timer, fingerprint, load_splits, load_vocab, log_final,
+from sora.stages.training import (ResumableFit, Timer, fingerprint, load_splits, load_vocab, log_final,
                                   loggers, maybe_stage_run)
 from sora.tracking.runs import is_rank_zero
 
-OUT = MODELS / "finetune"
 ENCODER = MODELS / "pretrain" / "encoder.pt"
 
 
@@ -29,14 +28,14 @@ def epochs_to_best(curve: Path, monitor: str = "val_f1") -> int | None:
     return int(frame.loc[frame[monitor].idxmax(), "epoch"]) + 1
 
 
-def fit_classifier(params: Params, stage: str, module, train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame,
-                   max_epochs: int, patience: int | None, fp_inputs: list[Path], mlflow=None) -> dict:
+def fit_classifier(params: Params, stage: str, module, vocab, train: pd.DataFrame, val: pd.DataFrame,
+                   test: pd.DataFrame, max_epochs: int, patience: int | None, fp_inputs: list[Path],
+                   mlflow=None) -> dict:
     """Fit with best/last checkpoints (resumable), then val and test metrics of the best checkpoint."""
     from sora.training.data import TextDataModule
     from sora.training.trainer import build_trainer, checkpoint_callbacks
 
     t = params.trainer
-    vocab = load_vocab()
     data = TextDataModule(train, val, test, vocab=vocab, max_len=params.model.max_len, batch_size=t.batch_size,
                           num_workers=t.num_workers, mode="classify", seed=t.seed)
     work = ResumableFit(stage)
@@ -46,8 +45,6 @@ def fit_classifier(params: Params, stage: str, module, train: pd.DataFrame, val:
                             logger=loggers(params, mlflow, stage))
     with Timer() as timer:
         trainer.fit(module, datamodule=data, ckpt_path=resume)
-    # The epoch CSV is the training curve: keep the post-fit validate/test results out of it.
-    trainer.loggers = [lg for lg in trainer.loggers if not isinstance(lg, EpochCSV)]
     metrics: dict[str, float] = {"train_seconds": round(timer.seconds, 1), "train_examples": len(train)}
     if trainer.is_global_zero:
         # Scored here on one process, not with trainer.validate/test: under DDP the distributed sampler pads
@@ -122,7 +119,7 @@ def finetune(params: Params, mlflow=None) -> dict:
             raise DataError(f"{ENCODER} was pretrained with another vocabulary or model shape: rerun pretrain")
         module.load_encoder_state(state["state_dict"])
         inputs.append(ENCODER)
-    metrics = fit_classifier(params, "finetune", module, splits["train"], splits["val"], splits["test"],
+    metrics = fit_classifier(params, "finetune", module, vocab, splits["train"], splits["val"], splits["test"],
                              p.max_epochs, p.patience, inputs, mlflow)
     return report("finetune", {**metrics, "init_pretrained": int(p.init == "pretrained")})
 

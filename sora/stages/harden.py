@@ -62,7 +62,7 @@ def harden(params: Params, mlflow=None) -> dict:
     train = augment_with_attacks(splits["train"], h.noise_augment, params.evaluate.attack_budget,
                                  params.evaluate.attack_seed + AUGMENT_SEED_OFFSET,
                                  exclude=set(splits["val"]["text"]) | set(splits["test"]["text"]))
-    metrics = fit_classifier(params, "harden", module, train, splits["val"], splits["test"], h.max_epochs,
+    metrics = fit_classifier(params, "harden", module, vocab, train, splits["val"], splits["test"], h.max_epochs,
                              None, [VOCAB, PROCESSED, FINETUNED], mlflow)
     return report("harden", metrics, label=f" ({h.method})")
 

@@ -14,7 +14,7 @@ import torch
 from sora.config import Params
 from sora.io import write_csv, write_json
 from sora.stages.common import METRICS, MODELS, PLOTS, main, require
-from sora.stages.training import load_splits, load_vocab, maybe_stage_run
+from sora.stages.training import WORK, load_splits, load_vocab, maybe_stage_run
 
 HARDENED = MODELS / "harden" / "best.ckpt"
 OUT = MODELS / "prune"
@@ -35,7 +35,7 @@ def attack_accuracy(predictor, test: pd.DataFrame, params: Params) -> float:
     return float((worst["accuracy_under_attack"] * worst["n"]).sum() / worst["n"].sum())
 
 
-def prune_and_recover(params: Params, model: torch.nn.Module, vocab, train: pd.DataFrame, val: pd.DataFrame) -> None:
+def prune_and_recover(params: Params, model: torch.nn.Module, vocab, train: pd.DataFrame) -> None:
     """Gradual pruning to `prune.sparsity` in `prune.cuts` steps during a short recovery fine-tune (masks
     active, so pruned weights stay zero while the rest adapt); one-shot pruning when recovery_epochs is 0."""
     from sora.compression import global_magnitude_prune
@@ -53,13 +53,12 @@ def prune_and_recover(params: Params, model: torch.nn.Module, vocab, train: pd.D
                               weight_decay=params.finetune.weight_decay,
                               token_dropout=params.finetune.token_dropout, unk_id=vocab.unk_id)
     module.model = model
-    data = TextDataModule(train, val, vocab=vocab, max_len=params.model.max_len, batch_size=t.batch_size,
+    data = TextDataModule(train, vocab=vocab, max_len=params.model.max_len, batch_size=t.batch_size,
                           num_workers=t.num_workers, seed=t.seed)
     # One device: the masks are forward hooks on this process's module (nothing to gain from DDP here).
     single = t.model_copy(update={"devices": 1, "num_nodes": 1, "strategy": "auto"})
-    build_trainer(single, p.recovery_epochs, ".sora/work/prune", logger=False, enable_checkpointing=False,
-                  limit_val_batches=0, callbacks=[GradualPruning(p.sparsity, p.cuts, p.include_embeddings)],
-                  ).fit(module, datamodule=data)
+    build_trainer(single, p.recovery_epochs, WORK / "prune", logger=False, enable_checkpointing=False,
+                  callbacks=[GradualPruning(p.sparsity, p.cuts, p.include_embeddings)]).fit(module, datamodule=data)
     model.eval()
 
 
@@ -73,14 +72,14 @@ def prune(params: Params) -> tuple[dict, pd.DataFrame]:
     p = params.prune
     seed_and_threads(params.trainer)
     require(HARDENED)
-    splits = load_splits("train", "val", "test")
+    splits = load_splits("train", "test")
     test = splits["test"]
     vocab = load_vocab()
     fp32, hp = load_classifier(HARDENED)
     max_len = hp["model_params"]["max_len"]
 
     pruned = copy.deepcopy(fp32)
-    prune_and_recover(params, pruned, vocab, splits["train"], splits["val"])
+    prune_and_recover(params, pruned, vocab, splits["train"])
     make_permanent(pruned)
     int8 = quantize_dynamic_int8(pruned, quantize_embeddings=True)
     sparsity = sparsity_report(pruned, include_embeddings=p.include_embeddings)["global"]

@@ -35,7 +35,11 @@ def champion_metrics(client, name: str) -> tuple[str | None, dict[str, float] | 
 
     try:
         version = client.get_model_version_by_alias(name, "champion")
-    except MlflowException:
+    except MlflowException as err:
+        # No such model (RESOURCE_DOES_NOT_EXIST) or no such alias (INVALID_PARAMETER_VALUE, MLflow 3) means
+        # "no champion yet"; anything else (a broken store) must not be read as that.
+        if err.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
         return None, None
     tags = version.tags
     if "sora.test_f1" not in tags:
