@@ -118,6 +118,7 @@ class HardenParams(Block):
     max_epochs: int = Field(2, ge=1)
     lr: float = Field(5e-4, gt=0)
     noise_augment: float = Field(0.5, ge=0, le=1)  # share of batches also trained on attacked text
+    val_checks_per_epoch: int = Field(1, ge=1)  # validate (and keep the best) this often per epoch
 
 
 class EvaluateParams(Block):

@@ -3,14 +3,22 @@ the attack suite, the MLflow pyfunc model and `sora predict`."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from sora.data.text import detect_lang, normalise, tokenise_many
+from sora.data.text import detect_lang, normalise, tokenise
 from sora.data.vocab import Vocab
 from sora.models.classifier import pad_ids
+
+
+@lru_cache(maxsize=1 << 17)
+def _tokens(text: str, lang: str) -> tuple[str, ...]:
+    # Cached because the attack suite asks both models about the same perturbed texts, and jieba is most of
+    # its cost; bounded, so a long-running server does not grow without limit.
+    return tuple(tokenise(text, lang))
 
 
 class Predictor:
@@ -28,9 +36,8 @@ class Predictor:
         langs = [lang if lang in ("zh", "en") else "en" for lang in langs]
         ids: list[list[int] | None] = [None] * len(norm)
         for lang in ("zh", "en"):
-            idx = [i for i, lg in enumerate(langs) if lg == lang]
-            for i, toks in zip(idx, tokenise_many([norm[i] for i in idx], lang)):
-                ids[i] = self.vocab.encode(toks, self.max_len)
+            for i in (i for i, lg in enumerate(langs) if lg == lang):
+                ids[i] = self.vocab.encode(list(_tokens(norm[i], lang)), self.max_len)
         return ids  # type: ignore[return-value]
 
     @torch.inference_mode()

@@ -19,7 +19,7 @@ TINY = {
     "trainer": {"batch_size": 16, "threads": 1, "log_every_n_steps": 1},
     "pretrain": {"max_epochs": 1, "max_len": 32, "loss_fraction": 0.5},
     "finetune": {"max_epochs": 3, "lr": 0.005, "patience": 2},
-    "harden": {"max_epochs": 1, "noise_augment": 0.3},
+    "harden": {"max_epochs": 1, "noise_augment": 0.3, "val_checks_per_epoch": 2},
     "evaluate": {"attack_max_examples": 8, "batch_size": 64},
     "prune": {"recovery_epochs": 1, "latency_batch": 16},
     "register": {"attack_accuracy_floor": 0.0},
@@ -77,6 +77,8 @@ def test_one_parent_run_with_a_child_per_stage(repo):
     assert "finetune.lr" in finetune.data.params and "model.d_model" in finetune.data.params
     assert len(client.get_metric_history(finetune.info.run_id, "val_f1")) >= 1  # per-epoch curve
     assert finetune.inputs.dataset_inputs, "DVC hashes of the input data are logged as dataset inputs"
+    harden = next(r for r in stage_runs if r.data.tags["sora.stage"] == "harden")
+    assert len(client.get_metric_history(harden.info.run_id, "val_f1")) == 2  # val_checks_per_epoch=2, 1 epoch
 
 
 def test_registry_champion_and_predict(repo):

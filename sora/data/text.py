@@ -33,7 +33,8 @@ def normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     if _HAN.search(text):
         text = _to_simplified().convert(text)
-    text = "".join(ch if not unicodedata.category(ch).startswith("C") else " " for ch in text)
+    if not text.isprintable():  # fast path: a printable text has no control/format chars to replace
+        text = "".join(ch if not unicodedata.category(ch).startswith("C") else " " for ch in text)
     text = _URL.sub(URL_TOKEN, text)
     return _WS.sub(" ", text).strip()
 

@@ -79,9 +79,14 @@ def max_edits(budget: float, n_tokens: int) -> int:
 # Token "pieces": [text, trailing_whitespace, is_space] per spaCy token; joining them gives back the text exactly.
 
 
+@lru_cache(maxsize=1 << 15)
+def _parsed(text: str, lang: str) -> tuple[tuple[str, str, bool], ...]:
+    # Cached: every attack (and both models in evaluate) re-parses the same originals.
+    return tuple((t.text, t.whitespace_, t.is_space) for t in spacy_pipeline(lang)(text))
+
+
 def _pieces(text: str, lang: str) -> list[list]:
-    doc = spacy_pipeline(lang)(text)
-    return [[t.text, t.whitespace_, t.is_space] for t in doc]
+    return [list(p) for p in _parsed(text, lang)]
 
 
 def _join(pieces: list[list]) -> str:

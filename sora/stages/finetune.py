@@ -30,8 +30,9 @@ def epochs_to_best(curve: Path, monitor: str = "val_f1") -> int | None:
 
 def fit_classifier(params: Params, stage: str, module, vocab, train: pd.DataFrame, val: pd.DataFrame,
                    test: pd.DataFrame, max_epochs: int, patience: int | None, fp_inputs: list[Path],
-                   mlflow=None) -> dict:
-    """Fit with best/last checkpoints (resumable), then val and test metrics of the best checkpoint."""
+                   mlflow=None, val_checks_per_epoch: int = 1) -> dict:
+    """Fit with best/last checkpoints (resumable), then val and test metrics of the best checkpoint.
+    With val_checks_per_epoch > 1, best.ckpt is the best of that many points per epoch."""
     from sora.training.data import TextDataModule
     from sora.training.trainer import build_trainer, checkpoint_callbacks
 
@@ -42,7 +43,7 @@ def fit_classifier(params: Params, stage: str, module, vocab, train: pd.DataFram
     resume = work.prepare(fingerprint(params, ("model", "trainer", stage, "finetune"), fp_inputs))
     trainer = build_trainer(t, max_epochs, work.dir,
                             callbacks=checkpoint_callbacks(work.dir, "val_f1", "max", patience),
-                            logger=loggers(params, mlflow, stage))
+                            logger=loggers(params, mlflow, stage), val_check_interval=1 / val_checks_per_epoch)
     with Timer() as timer:
         trainer.fit(module, datamodule=data, ckpt_path=resume)
     metrics: dict[str, float] = {"train_seconds": round(timer.seconds, 1), "train_examples": len(train)}

@@ -63,7 +63,7 @@ def harden(params: Params, mlflow=None) -> dict:
                                  params.evaluate.attack_seed + AUGMENT_SEED_OFFSET,
                                  exclude=set(splits["val"]["text"]) | set(splits["test"]["text"]))
     metrics = fit_classifier(params, "harden", module, vocab, train, splits["val"], splits["test"], h.max_epochs,
-                             None, [VOCAB, PROCESSED, FINETUNED], mlflow)
+                             None, [VOCAB, PROCESSED, FINETUNED], mlflow, h.val_checks_per_epoch)
     return report("harden", metrics, label=f" ({h.method})")
 
 
