@@ -9,22 +9,25 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from sora.data.text import detect_lang, normalise, tokenise
+from sora.data.text import detect_lang, normalise, tokenise, tokenise_many
 from sora.data.vocab import Vocab
 from sora.models.classifier import pad_ids
 
 
 @lru_cache(maxsize=1 << 17)
-def _tokens(text: str, lang: str) -> tuple[str, ...]:
-    # Cached because the attack suite asks both models about the same perturbed texts, and jieba is most of
-    # its cost; bounded, so a long-running server does not grow without limit.
+def _cached_tokens(text: str, lang: str) -> tuple[str, ...]:
     return tuple(tokenise(text, lang))
 
 
 class Predictor:
-    def __init__(self, model: torch.nn.Module, vocab: Vocab, max_len: int, batch_size: int = 256):
+    """`cache_tokens=True` memoises tokenisation across every cached Predictor of the process: the attack suite
+    asks both evaluated models about the same perturbed texts, and jieba is most of its cost. Off by default,
+    so a long-running server does not hold on to the texts it has seen."""
+
+    def __init__(self, model: torch.nn.Module, vocab: Vocab, max_len: int, batch_size: int = 256,
+                 cache_tokens: bool = False):
         self.model = model.eval()
-        self.vocab, self.max_len, self.batch_size = vocab, max_len, batch_size
+        self.vocab, self.max_len, self.batch_size, self.cache_tokens = vocab, max_len, batch_size, cache_tokens
 
     def encode(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[list[int]]:
         """Normalise, detect language where not given (unknown scripts are tokenised as English: the model
@@ -36,8 +39,11 @@ class Predictor:
         langs = [lang if lang in ("zh", "en") else "en" for lang in langs]
         ids: list[list[int] | None] = [None] * len(norm)
         for lang in ("zh", "en"):
-            for i in (i for i, lg in enumerate(langs) if lg == lang):
-                ids[i] = self.vocab.encode(list(_tokens(norm[i], lang)), self.max_len)
+            idx = [i for i, lg in enumerate(langs) if lg == lang]
+            texts = [norm[i] for i in idx]
+            tokens = (_cached_tokens(t, lang) for t in texts) if self.cache_tokens else tokenise_many(texts, lang)
+            for i, toks in zip(idx, tokens):
+                ids[i] = self.vocab.encode(list(toks), self.max_len)
         return ids  # type: ignore[return-value]
 
     @torch.inference_mode()

@@ -22,7 +22,7 @@ def load_predictor(ckpt: Path, vocab, batch_size: int):
     from sora.training.trainer import load_classifier
 
     model, hp = load_classifier(ckpt)
-    return Predictor(model, vocab, hp["model_params"]["max_len"], batch_size)
+    return Predictor(model, vocab, hp["model_params"]["max_len"], batch_size, cache_tokens=True)
 
 
 def robustness_table(predictor, test: pd.DataFrame, params: Params) -> pd.DataFrame:

@@ -90,7 +90,7 @@ def prune(params: Params) -> tuple[dict, pd.DataFrame]:
     rows, preds = [], {}
     threads = max(params.trainer.threads, 1)
     for name, model in (("fp32", fp32), ("pruned", pruned), ("int8", int8)):
-        predictor = Predictor(model, vocab, max_len, params.evaluate.batch_size)
+        predictor = Predictor(model, vocab, max_len, params.evaluate.batch_size, cache_tokens=True)
         probs = predictor.predict_ids(encoded)
         preds[name] = probs.argmax(1)
         clean = clean_metrics(probs, test["label"].to_numpy(), test["lang"].to_numpy())
