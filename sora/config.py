@@ -126,6 +126,7 @@ class EvaluateParams(Block):
     attack_seed: int = 0
     attack_max_examples: int = Field(200, ge=1)  # per language, for the costly greedy attack
     batch_size: int = 256
+    processes: int = Field(2, ge=1)  # the two models' attack suites side by side (1 = in this process)
 
 
 class PruneParams(Block):

@@ -24,6 +24,8 @@ class Predictor:
     asks both evaluated models about the same perturbed texts, and jieba is most of its cost. Off by default,
     so a long-running server does not hold on to the texts it has seen."""
 
+    TOKENS_PER_TEXT = 32  # padded-token budget per text of batch_size (about the median text's length)
+
     def __init__(self, model: torch.nn.Module, vocab: Vocab, max_len: int, batch_size: int = 256,
                  cache_tokens: bool = False):
         self.model = model.eval()
@@ -51,13 +53,26 @@ class Predictor:
         out = []
         # Sort by length so each batch pads little; restore the order afterwards.
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        for start in range(0, len(order), self.batch_size):
-            chunk = [ids[i] for i in order[start : start + self.batch_size]]
+        for chunk in self._batches([ids[i] for i in order]):
             out.append(torch.softmax(self.model(pad_ids(chunk, self.vocab.pad_id)), dim=-1).float().numpy())
         probs = np.concatenate(out) if out else np.zeros((0, 2), dtype=np.float32)
         result = np.empty_like(probs)
         result[order] = probs
         return result
+
+    def _batches(self, sorted_ids: list[list[int]]):
+        """Consecutive batches of length-sorted sequences, each at most batch_size texts and batch_size *
+        TOKENS_PER_TEXT padded tokens: a few long texts get a small batch of their own instead of padding a
+        whole batch of short ones to their length (one 128-token review made a batch of 256 ~4x costlier)."""
+        budget = self.batch_size * self.TOKENS_PER_TEXT
+        start = 0
+        while start < len(sorted_ids):
+            end = start + 1
+            while end < len(sorted_ids) and end - start < self.batch_size \
+                    and (end - start + 1) * max(len(sorted_ids[end]), 1) <= budget:
+                end += 1
+            yield sorted_ids[start:end]
+            start = end
 
     def predict_proba(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> np.ndarray:
         if len(texts) == 0:

@@ -1,5 +1,6 @@
 """Predictor: strings in, probabilities out."""
 
+import numpy as np
 import torch
 
 from sora.data.vocab import Vocab
@@ -23,3 +24,21 @@ def test_predictor_token_cache_encodes_like_the_uncached_path():
     assert _cached_tokens.cache_info().hits == hits + len(texts)  # the second pass tokenised nothing
     assert torch.allclose(torch.from_numpy(cached.predict_proba(texts)),
                           torch.from_numpy(Predictor(model, vocab, 16).predict_proba(texts)))
+
+
+def test_length_bucketed_batches_predict_like_one_text_at_a_time():
+    vocab = Vocab.build([[f"w{i}" for i in range(50)]] * 2, SPECIALS, min_freq=1, max_size=100)
+    model = build_classifier(len(vocab), vocab.pad_id, {"d_model": 8, "n_heads": 2, "n_layers": 1, "ff_dim": 16,
+                                                         "max_len": 64, "dropout": 0.0}, 2)
+    generator = torch.Generator().manual_seed(0)
+    lengths = [1, 64, 3, 5, 40, 2, 64, 7, 9, 1, 30, 12]
+    ids = [torch.randint(4, len(vocab), (n,), generator=generator).tolist() for n in lengths]
+    predictor = Predictor(model, vocab, 64, batch_size=4)
+    batches = list(predictor._batches(sorted(ids, key=len)))
+    assert sum(len(b) for b in batches) == len(ids)
+    for batch in batches:  # at most batch_size texts, and over the token budget only as a batch of one
+        assert len(batch) <= 4
+        assert len(batch) == 1 or len(batch) * max(map(len, batch)) <= 4 * Predictor.TOKENS_PER_TEXT
+    together = predictor.predict_ids(ids)
+    alone = [Predictor(model, vocab, 64, batch_size=1).predict_ids([seq])[0] for seq in ids]
+    assert torch.allclose(torch.from_numpy(together), torch.from_numpy(np.stack(alone)), atol=1e-5)

@@ -4,8 +4,10 @@ calibration, ROC/PR, confusion, and the bilingual attack suite (TextAttack-style
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from sora.config import Params
@@ -25,13 +27,47 @@ def load_predictor(ckpt: Path, vocab, batch_size: int):
     return Predictor(model, vocab, hp["model_params"]["max_len"], batch_size, cache_tokens=True)
 
 
-def robustness_table(predictor, test: pd.DataFrame, params: Params) -> pd.DataFrame:
+def robustness_table(predictor, test: pd.DataFrame, params: Params, progress: bool = True) -> pd.DataFrame:
     from sora.evaluation.attacks import run_suite
 
     e = params.evaluate
     return run_suite(test["text"].tolist(), test["label"].tolist(), test["lang"].tolist(),
                      predictor.predict_proba, budget=e.attack_budget, seed=e.attack_seed,
-                     include_greedy=True, max_greedy_examples=e.attack_max_examples, batch_size=e.batch_size)
+                     include_greedy=True, max_greedy_examples=e.attack_max_examples, batch_size=e.batch_size,
+                     progress=progress)
+
+
+def assess(name: str, params: Params, threads: int, progress: bool) -> tuple[np.ndarray, pd.DataFrame]:
+    """One model: clean test probabilities and its robustness table. Runs in a worker process of its own when
+    evaluate.processes > 1, so it loads its own inputs (nothing large crosses the process boundary)."""
+    import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    test = load_splits("test")["test"]
+    predictor = load_predictor(MODELS_TO_COMPARE[name], load_vocab(), params.evaluate.batch_size)
+    probs = predictor.predict_proba(test["text"].tolist(), test["lang"].tolist())
+    print(f"evaluate: attacking the {name} model", flush=True)
+    return probs, robustness_table(predictor, test, params, progress).assign(model=name)
+
+
+def assess_all(params: Params) -> dict[str, tuple[np.ndarray, pd.DataFrame]]:
+    """Both models, side by side in evaluate.processes worker processes (the attack suite is mostly
+    single-threaded tokenisation, so one process per model uses the cores a single process leaves idle)."""
+    names = list(MODELS_TO_COMPARE)
+    processes = min(params.evaluate.processes, len(names))
+    total_threads = params.trainer.threads or os.cpu_count() or 1
+    if processes <= 1:
+        return {name: assess(name, params, params.trainer.threads, True) for name in names}
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    threads = max(1, total_threads // processes)
+    # spawn, not fork: a forked copy of a process that already runs torch's thread pool can deadlock.
+    with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+        # Only the first model draws a progress bar: two bars from two processes would garble the log.
+        futures = {name: pool.submit(assess, name, params, threads, i == 0) for i, name in enumerate(names)}
+        return {name: future.result() for name, future in futures.items()}
 
 
 def flat_robustness(table: pd.DataFrame, model: str) -> dict[str, float]:
@@ -48,19 +84,14 @@ def evaluate(params: Params) -> tuple[dict, list[Path]]:
 
     require(*MODELS_TO_COMPARE.values())
     test = load_splits("test")["test"]
-    vocab = load_vocab()
     labels, langs = test["label"].to_numpy(), test["lang"].to_numpy()
     metrics: dict[str, float] = {"test_n": len(test)}
     results, robustness = {}, []
-    for name, ckpt in MODELS_TO_COMPARE.items():
-        predictor = load_predictor(ckpt, vocab, params.evaluate.batch_size)
-        probs = predictor.predict_proba(test["text"].tolist(), test["lang"].tolist())
+    for name, (probs, table) in assess_all(params).items():
         metrics.update({f"{name}_{k}": v for k, v in clean_metrics(probs, labels, langs).items()})
         results[name] = {"probs": probs, "labels": labels, "curves": curves(probs, labels)}
-        print(f"evaluate: attacking the {name} model")
-        table = robustness_table(predictor, test, params)
         metrics.update(flat_robustness(table, name))
-        robustness.append(table.assign(model=name))
+        robustness.append(table)
         for kind, frame in results[name]["curves"].items():
             write_csv(OUT / f"{kind}_{name}.csv", frame)
         write_csv(OUT / f"confusion_{name}.csv",
