@@ -81,6 +81,21 @@ def test_one_parent_run_with_a_child_per_stage(repo):
     assert len(client.get_metric_history(harden.info.run_id, "val_f1")) == 2  # val_checks_per_epoch=2, 1 epoch
 
 
+def test_evaluate_in_two_processes_matches_one(repo, monkeypatch):
+    import numpy as np
+
+    from sora.config import load_params
+    from sora.stages.evaluate import assess_all
+
+    monkeypatch.chdir(repo)
+    one = assess_all(load_params(overrides={"evaluate": {"processes": 1}}))
+    two = assess_all(load_params(overrides={"evaluate": {"processes": 2}}))
+    assert list(one) == list(two) == ["finetuned", "hardened"]
+    for name in one:
+        np.testing.assert_allclose(one[name][0], two[name][0], rtol=0, atol=1e-6)
+        pd.testing.assert_frame_equal(one[name][1], two[name][1])
+
+
 def test_registry_champion_and_predict(repo):
     import mlflow
 
