@@ -75,6 +75,23 @@ def _clean_tokens(doc) -> list[str]:
     return [t.text.lower() for t in doc if not t.is_space]
 
 
+Parse = tuple[tuple[str, str, bool], ...]
+
+
+@lru_cache(maxsize=1 << 17)
+def parse_cached(text: str, lang: str) -> Parse:
+    """spaCy tokens of `text` as (text, trailing whitespace, is_space) triples; joined they give back the text.
+    Memoised per process: the attack suite edits the originals' tokens and asks two models about the same
+    texts, so each text is parsed (jieba is the costly part) once for both. Long-running servers use
+    `tokenise`, which holds on to nothing."""
+    return tuple((t.text, t.whitespace_, t.is_space) for t in spacy_pipeline(lang)(text))
+
+
+def tokens_of(parse: Parse) -> list[str]:
+    """The model's tokens of a parse: what `tokenise` returns for the same text."""
+    return [text.lower() for text, _, is_space in parse if not is_space]
+
+
 def tokenise(text: str, lang: str) -> list[str]:
     return _clean_tokens(spacy_pipeline(lang)(text))
 

@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from sora.data.text import _HAN, spacy_pipeline
+from sora.data.text import _HAN, parse_cached
 
 PredictProba = Callable[[list[str]], np.ndarray]
 Perturbation = Callable[..., str]
@@ -79,14 +79,9 @@ def max_edits(budget: float, n_tokens: int) -> int:
 # Token "pieces": [text, trailing_whitespace, is_space] per spaCy token; joining them gives back the text exactly.
 
 
-@lru_cache(maxsize=1 << 15)
-def _parsed(text: str, lang: str) -> tuple[tuple[str, str, bool], ...]:
-    # Cached: every attack (and both models in evaluate) re-parses the same originals.
-    return tuple((t.text, t.whitespace_, t.is_space) for t in spacy_pipeline(lang)(text))
-
-
 def _pieces(text: str, lang: str) -> list[list]:
-    return [list(p) for p in _parsed(text, lang)]
+    # Through the shared parse cache: every attack (and the predictors in evaluate) re-parse the same originals.
+    return [list(p) for p in parse_cached(text, lang)]
 
 
 def _join(pieces: list[list]) -> str:
