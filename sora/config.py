@@ -1,4 +1,5 @@
-"""Typed view of params.yaml: one pydantic block per stage, unknown keys rejected.
+"""Typed view of params.yaml: one pydantic block per stage, unknown keys rejected. The defaults here are
+the values params.yaml spells out (tests/test_config.py keeps the two equal).
 
 Every stage reads its block through `load_params()`; tests pass overrides instead of editing files.
 """
@@ -37,7 +38,7 @@ class PreprocessParams(Block):
     val_fraction: float = Field(0.1, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
     seed: int = 0
-    max_unlabeled: int = Field(20000, ge=0)  # cap on unlabeled lines kept for pretraining
+    max_unlabeled: int = Field(10000, ge=0)  # cap on unlabeled lines kept for pretraining
 
     @model_validator(mode="after")
     def _limits(self) -> "PreprocessParams":
@@ -70,7 +71,7 @@ class ModelParams(Block):
     n_heads: int = Field(4, ge=1)
     n_layers: int = Field(2, ge=1)
     ff_dim: int = Field(256, ge=8)
-    dropout: float = Field(0.1, ge=0, lt=1)
+    dropout: float = Field(0.3, ge=0, lt=1)
     max_len: int = Field(128, ge=8)
     decoder_layers: int = Field(1, ge=1)
 
@@ -90,24 +91,24 @@ class TrainerParams(Block):
 
 
 class PretrainParams(Block):
-    max_epochs: int = Field(2, ge=0)
+    max_epochs: int = Field(1, ge=0)
     lr: float = Field(1e-3, gt=0)
     mask_rate: float = Field(0.15, ge=0, le=1)
     delete_rate: float = Field(0.05, ge=0, le=1)
     span_rate: float = Field(0.05, ge=0, le=1)
     max_span: int = Field(3, ge=1)
-    max_texts: int = Field(20000, ge=1)
+    max_texts: int = Field(8000, ge=1)
     max_len: int = Field(64, ge=8)  # pretraining sequences are cut shorter than model.max_len: cost is ~T*V
     loss_fraction: float = Field(0.2, gt=0, le=1)  # share of target positions scored per step
 
 
 class FinetuneParams(Block):
     init: Literal["pretrained", "scratch"] = "pretrained"
-    max_epochs: int = Field(6, ge=1)
+    max_epochs: int = Field(2, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = 0.01
-    patience: int = Field(2, ge=1)
-    token_dropout: float = Field(0.1, ge=0, lt=1)  # share of input tokens hidden behind <unk> while training
+    patience: int = Field(1, ge=1)
+    token_dropout: float = Field(0.2, ge=0, lt=1)  # share of input tokens hidden behind <unk> while training
 
 
 class HardenParams(Block):
@@ -115,10 +116,10 @@ class HardenParams(Block):
     epsilon: float = Field(1.0, ge=0)
     steps: int = Field(3, ge=1)
     step_size: float = Field(0.3, gt=0)
-    max_epochs: int = Field(2, ge=1)
+    max_epochs: int = Field(1, ge=1)
     lr: float = Field(5e-4, gt=0)
     noise_augment: float = Field(0.5, ge=0, le=1)  # share of batches also trained on attacked text
-    val_checks_per_epoch: int = Field(1, ge=1)  # validate (and keep the best) this often per epoch
+    val_checks_per_epoch: int = Field(4, ge=1)  # validate (and keep the best) this often per epoch
 
 
 class EvaluateParams(Block):

@@ -9,6 +9,11 @@ def test_defaults_and_repo_params_file_are_valid():
     assert params.register_.model_name == "sora"
 
 
+def test_repo_params_file_spells_out_the_schema_defaults():
+    # One set of defaults: a key left out of params.yaml (or a test without params.yaml) means what the file says.
+    assert load_params("params.yaml") == load_params("no-such-params.yaml")
+
+
 def test_unknown_key_is_named(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("finetune:\n  lrr: 0.1\n")
@@ -34,7 +39,7 @@ def test_unknown_stage_block_and_bad_choice(tmp_path):
 
 def test_overrides_merge_and_validate(tmp_path):
     params = load_params(tmp_path / "missing.yaml", overrides=dotted_to_nested({"finetune.lr": 0.5}))
-    assert params.finetune.lr == 0.5 and params.finetune.max_epochs == 6
+    assert params.finetune.lr == 0.5 and params.finetune.max_epochs == 2
     with pytest.raises(ConfigError, match="min_chars must be <= max_chars"):
         load_params(tmp_path / "missing.yaml", overrides={"preprocess": {"min_chars": 10, "max_chars": 5}})
 
