@@ -38,13 +38,21 @@ def validate(
             typer.echo(str(err))
             failed = True
             continue
-        problems = list(read.problems) + list(read.warnings)
+        problems = list(read.problems)
         long_rows = read.rows[read.rows["text"].str.len() > max_chars]
         for ref, text in zip(long_rows["ref"], long_rows["text"]):
             problems.append(f"{path}:{ref.rsplit(':', 1)[1]}: text has {len(text):,} characters, over "
                             f"preprocess.max_chars={max_chars:,} (the row would be rejected)")
         for problem in problems:
             typer.echo(str(problem))
+        warnings = [str(w) for w in read.warnings]  # worth knowing, but the file is usable
+        labels = set(read.rows["label"].tolist())
+        skipped = sorted(set(range(max(labels, default=0) + 1)) - labels - {0, 1})  # 0/1: the built-in classes
+        if skipped:
+            warnings.append(f"{path}: labels {sorted(labels)} skip {skipped}: the classifier gets max(label) + 1 "
+                            f"classes, and finetune stops if one has no examples")
+        for warning in warnings:
+            typer.echo(f"warning: {warning}")
         failed |= bool(problems)
         if not problems:
             typer.echo(f"{path}: ok ({len(read.rows)} rows, labels {sorted(read.rows['label'].unique().tolist())})")
@@ -74,10 +82,21 @@ def run(
 ) -> None:
     """Run the pipeline through the Prefect retrain flow (DVC skips what is up to date)."""
     sys.path.insert(0, str(Path.cwd()))
-    from flows.retrain import retrain
+    if not Path("dvc.yaml").is_file():
+        _fail(f"no dvc.yaml in {Path.cwd()}: run `sora run` from the Sora repository root")
+    from flows.retrain import StageFailed, pipeline_stages, retrain
 
-    result = retrain(targets=targets or None, force=force, overrides=_parse_sets(set_) or None,
-                     refresh_data=refresh_data)
+    from sora.config import load_params
+
+    unknown = [t for t in targets or [] if t not in pipeline_stages()]
+    if unknown:
+        _fail(f"unknown stage(s) {', '.join(unknown)}; dvc.yaml defines: {', '.join(pipeline_stages())}")
+    overrides = _parse_sets(set_) or None
+    load_params(overrides=overrides)  # a bad key or value stops here, before the flow starts
+    try:
+        result = retrain(targets=targets or None, force=force, overrides=overrides, refresh_data=refresh_data)
+    except StageFailed as err:
+        _fail(str(err))
     typer.echo(result.get("summary", "done") if isinstance(result, dict) else "done")
 
 
@@ -92,7 +111,16 @@ def schedule(
 ) -> None:
     """Serve the retrain flow on a cron schedule (one run at a time; an overlapping run is skipped)."""
     sys.path.insert(0, str(Path.cwd()))
+    from prefect.client.schemas.schedules import CronSchedule
+    from pydantic import ValidationError
+
     from flows.schedule import register_deployment, serve_schedule, server_configured
+
+    try:
+        CronSchedule(cron=cron, timezone=timezone)
+    except ValidationError as err:
+        _fail(f"--cron '{cron}'" + (f" --timezone '{timezone}'" if timezone else "") + ": "
+              + "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors()))
 
     if not server_configured():
         typer.echo("warning: PREFECT_API_URL is not set: Prefect's ephemeral mode has no scheduler, so no runs "
@@ -104,6 +132,7 @@ def schedule(
         return
     serve_schedule(name, cron, timezone)
 
+OUTPUT_TYPES = (".csv", ".jsonl", ".parquet")
 PREDICT_INPUT_HELP = "Texts file: .txt (one text per line), .csv/.tsv/.jsonl/.parquet with a 'text' column."
 
 
@@ -119,7 +148,7 @@ def _read_texts(path: Path) -> list[str]:
             raw = path.read_bytes()
             if b"\x00" in raw[:8192]:
                 _fail(f"{path}: looks binary (NUL bytes); expected UTF-8 text")
-            return [line for line in raw.decode("utf-8-sig").splitlines() if line.strip()]
+            return [line for line in raw.decode("utf-8-sig").splitlines() if line.strip()]  # blank lines skipped
         if suffix == ".parquet":
             frame = pd.read_parquet(path)
         elif suffix in (".csv", ".tsv"):
@@ -137,16 +166,31 @@ def _read_texts(path: Path) -> list[str]:
     return frame["text"].fillna("").astype(str).tolist()
 
 
+def _read_texts_or_fail(path: Path) -> list[str]:
+    texts = _read_texts(path)
+    if not texts:
+        _fail(f"{path}: no texts to classify")
+    return texts
+
+
 def _load_model(model: str):
     """A Sora bundle folder, or any MLflow model URI (models:/sora@champion, runs:/..., a local path)."""
     from sora.config import load_params
-    from sora.tracking.runs import setup_mlflow
+    from sora.tracking.runs import setup_mlflow, tracking_uri
 
     if Path(model).is_dir() and (Path(model) / "config.json").is_file():
         from sora.inference import load_bundle
 
         return ("bundle", load_bundle(model))
-    mlflow, _ = setup_mlflow(load_params())
+    if "://" not in model and not model.startswith(("models:/", "runs:/")) and not Path(model).exists():
+        _fail(f"{model}: no such model folder (give a Sora bundle such as models/prune, or an MLflow model URI)")
+    params = load_params()
+    uri = tracking_uri(params)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        # Checked first: MLflow would create an empty store here and then report the model as missing.
+        _fail(f"no MLflow store at {uri[len('sqlite:///'):]}: run `sora predict` from the Sora repository root "
+              "after `make pipeline`, or pass --model (a bundle folder such as models/prune, or a model URI)")
+    mlflow, _ = setup_mlflow(params)
     from mlflow.exceptions import MlflowException
 
     try:
@@ -169,16 +213,23 @@ def predict(
 
     if not texts and input_file is None:
         _fail("give texts as arguments or --input FILE")
-    items = list(texts or []) + (_read_texts(input_file) if input_file else [])
-    empty = [i for i, t in enumerate(items) if not t.strip()]
-    if empty:
-        where = f"{input_file} row {empty[0] + 1}" if input_file else f"argument {empty[0] + 1}"
-        _fail(f"{len(empty)} empty text(s), first at {where}: nothing to classify")
+    if output_file is not None:
+        if output_file.is_dir():
+            _fail(f"--output {output_file} is a folder; give a file name ending in {', '.join(OUTPUT_TYPES)}")
+        if output_file.suffix.lower() not in OUTPUT_TYPES:
+            _fail(f"--output {output_file}: unsupported type '{output_file.suffix}'; use {', '.join(OUTPUT_TYPES)}")
+    arguments = list(texts or [])
+    from_file = _read_texts_or_fail(input_file) if input_file else []
+    empty_arguments = [i + 1 for i, t in enumerate(arguments) if not t.strip()]
+    empty_rows = [i + 1 for i, t in enumerate(from_file) if not t.strip()]
+    if empty_arguments or empty_rows:
+        where = (f"argument {empty_arguments[0]}" if empty_arguments
+                 else f"{input_file}, data row {empty_rows[0]} (header not counted)")
+        _fail(f"{len(empty_arguments) + len(empty_rows)} empty text(s), first at {where}: nothing to classify")
+    items = arguments + from_file
     kind, loaded = _load_model(model)
     if kind == "bundle":
-        from sora.tracking.pyfunc import predictions_frame
-
-        result = predictions_frame(loaded, items)
+        result = loaded.predict_frame(items)
     else:
         result = loaded.predict(pd.DataFrame({"text": items}))
     result.insert(0, "text", items)
@@ -194,13 +245,16 @@ def predict(
     from sora.io import atomic_path
 
     suffix = output_file.suffix.lower()
-    with atomic_path(output_file) as tmp:
-        if suffix == ".parquet":
-            result.to_parquet(tmp, index=False)
-        elif suffix == ".jsonl":
-            result.to_json(tmp, orient="records", lines=True, force_ascii=False)
-        else:
-            result.to_csv(tmp, index=False)
+    try:
+        with atomic_path(output_file) as tmp:
+            if suffix == ".parquet":
+                result.to_parquet(tmp, index=False)
+            elif suffix == ".jsonl":
+                result.to_json(tmp, orient="records", lines=True, force_ascii=False)
+            else:
+                result.to_csv(tmp, index=False)
+    except OSError as err:
+        _fail(f"cannot write {output_file}: {err.strerror or err}")
     typer.echo(f"wrote {len(result)} predictions to {output_file}")
 
 
@@ -229,5 +283,16 @@ def ui(
     raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
 
 
+def main() -> None:
+    """Console entry point: a params.yaml problem is one line naming the key, not a traceback."""
+    from sora.config import ConfigError
+
+    try:
+        app()
+    except ConfigError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(1)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -75,6 +75,18 @@ class Predictor:
             return np.zeros((0, 2), dtype=np.float32)
         return self.predict_ids(self.encode(texts, langs))
 
+    def predict_frame(self, texts: Sequence[str]):
+        """What `sora predict` and the MLflow pyfunc return: label, probability, prob_<k> and detected
+        lang ('unknown' for neither Chinese nor English) per text, as a DataFrame."""
+        import pandas as pd
+
+        probs = self.predict_proba(texts)
+        out = pd.DataFrame({"label": probs.argmax(1).astype("int64"), "probability": probs.max(1).astype("float64")})
+        for k in range(probs.shape[1]):
+            out[f"prob_{k}"] = probs[:, k].astype("float64")
+        out["lang"] = [detect_lang(normalise(t)) or "unknown" for t in texts]
+        return out
+
 
 # A model bundle is a folder: weights.pt (sparse-aware state dict, loads with weights_only=True), config.json
 # (shape, classes, whether to quantise at load), vocab.json. It is what `prune` writes, what the MLflow pyfunc

@@ -130,3 +130,19 @@ def test_ddp_spawn_two_processes(data, tmp_path):
                             num_sanity_val_steps=0)
     trainer.fit(make_module(vocab), datamodule=make_dm(data))
     assert "val_acc" in trainer.callback_metrics and "val_acc_zh" in trainer.callback_metrics
+
+
+def test_finetune_refuses_labels_with_an_unseen_class():
+    import pandas as pd
+
+    from sora.data.sources import DataError
+    from sora.stages.finetune import class_count
+
+    def split(labels):
+        return pd.DataFrame({"label": labels})
+
+    assert class_count({"train": split([0, 1, 1]), "val": split([1]), "test": split([0])}) == 2
+    with pytest.raises(DataError, match=r"no examples of label\(s\) \[2, 3, 4, 5, 6\]"):
+        class_count({"train": split([0, 1, 7]), "val": split([1]), "test": split([0])})
+    with pytest.raises(DataError, match=r"label\(s\) \[2\]"):  # a class only val/test know is unseen too
+        class_count({"train": split([0, 1]), "val": split([2]), "test": split([0])})

@@ -84,11 +84,12 @@ def test_row_problems_are_reported_with_row_numbers(tmp_path):
     assert all(len(line) < 300 for line in lines)
 
 
-def test_single_class_is_reported(tmp_path):
+def test_single_class_is_a_warning_not_a_failure(tmp_path):
+    # Usable as extra examples of one class beside the built-in corpora: worth a warning, not exit 1.
     path = tmp_path / "one.csv"
     path.write_text("text,label\ngood,1\ngreat,1\n")
     result = _validate(path)
-    assert result.exit_code == 1 and "only one class" in result.output
+    assert result.exit_code == 0 and "warning:" in result.output and "only one class" in result.output
 
 
 def test_jsonl_bad_lines_and_float_labels(tmp_path):
@@ -100,3 +101,10 @@ def test_jsonl_bad_lines_and_float_labels(tmp_path):
     assert f"{path}:2: invalid JSON" in result.output
     assert f"{path}:3: label 0.0 is a float" in result.output
     assert f"{path}:4: line is not a JSON object" in result.output
+
+
+def test_labels_that_skip_classes_are_flagged(tmp_path):
+    path = tmp_path / "gap.csv"
+    path.write_text("text,label\ngood,1\nbad,0\nodd,7\n")
+    result = _validate(path)
+    assert result.exit_code == 0 and "labels [0, 1, 7] skip [2, 3, 4, 5, 6]" in result.output

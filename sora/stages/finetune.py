@@ -99,6 +99,17 @@ def report(stage: str, metrics: dict, label: str = "") -> dict:
     return metrics
 
 
+def class_count(splits: dict[str, pd.DataFrame]) -> int:
+    """max(label) + 1 over the splits; every class must have training examples (labels 0, 1, 7 would make an
+    8-class head with 5 classes never seen)."""
+    num_classes = int(max(s["label"].max() for s in splits.values())) + 1
+    missing = sorted(set(range(num_classes)) - set(splits["train"]["label"].tolist()))
+    if missing:
+        raise DataError(f"{PROCESSED / 'train.parquet'}: no examples of label(s) {missing}; labels must be "
+                        f"consecutive integers from 0 (the classifier gets max(label) + 1 = {num_classes} classes)")
+    return num_classes
+
+
 def finetune(params: Params, mlflow=None) -> dict:
     from sora.training.modules import ClassifierModule
     from sora.training.trainer import seed_and_threads
@@ -107,7 +118,7 @@ def finetune(params: Params, mlflow=None) -> dict:
     seed_and_threads(params.trainer)
     splits = load_splits("train", "val", "test")
     vocab = load_vocab()
-    num_classes = int(max(s["label"].max() for s in splits.values())) + 1
+    num_classes = class_count(splits)
     module = ClassifierModule(len(vocab), vocab.pad_id, params.model, num_classes=num_classes, lr=p.lr,
                               weight_decay=p.weight_decay, token_dropout=p.token_dropout, unk_id=vocab.unk_id)
     inputs = [VOCAB, PROCESSED]

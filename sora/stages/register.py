@@ -45,7 +45,7 @@ def register(params: Params, mlflow) -> dict:
     from mlflow.models import infer_signature
 
     from sora.inference import load_bundle
-    from sora.tracking.pyfunc import SoraModel, predictions_frame
+    from sora.tracking.pyfunc import SoraModel
     from sora.tracking.registry import Decision, champion_metrics, decide
 
     r = params.register_
@@ -56,7 +56,7 @@ def register(params: Params, mlflow) -> dict:
                  "test_acc": float(prune_metrics[f"{variant}_test_acc"]),
                  "attack_acc": float(prune_metrics[f"{variant}_attack_acc"])}
     example = pd.DataFrame({"text": EXAMPLE})
-    signature = infer_signature(example, predictions_frame(load_bundle(BUNDLE), EXAMPLE))
+    signature = infer_signature(example, load_bundle(BUNDLE).predict_frame(EXAMPLE))
     info = mlflow.pyfunc.log_model(
         name="model", python_model=SoraModel(), artifacts={"bundle": str(BUNDLE)},
         code_paths=[os.path.join(os.path.dirname(__file__), os.pardir)],

@@ -23,17 +23,6 @@ def texts_from_input(model_input) -> list[str]:
     return [str(v) for v in model_input]
 
 
-def predictions_frame(predictor, texts: list[str]) -> pd.DataFrame:
-    from sora.data.text import detect_lang, normalise
-
-    probs = predictor.predict_proba(texts)
-    out = pd.DataFrame({"label": probs.argmax(1).astype("int64"), "probability": probs.max(1).astype("float64")})
-    for k in range(probs.shape[1]):
-        out[f"prob_{k}"] = probs[:, k].astype("float64")
-    out["lang"] = [detect_lang(normalise(t)) or "unknown" for t in texts]
-    return out
-
-
 class SoraModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         from sora.inference import load_bundle
@@ -41,4 +30,4 @@ class SoraModel(mlflow.pyfunc.PythonModel):
         self.predictor = load_bundle(context.artifacts["bundle"])
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
-        return predictions_frame(self.predictor, texts_from_input(model_input))
+        return self.predictor.predict_frame(texts_from_input(model_input))

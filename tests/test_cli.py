@@ -1,0 +1,105 @@
+"""`sora predict`, `run` and `schedule` on bad input: one line naming the problem, exit 1, nothing written."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sora.cli import app
+from sora.data.vocab import Vocab
+from sora.inference import save_bundle
+from sora.models.classifier import build_classifier
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """A tiny untrained model bundle: enough for predict's input and output handling."""
+    vocab = Vocab.build([["好看", "电影", "good", "movie"]] * 2, ["<pad>", "<unk>", "<cls>", "<mask>"], min_freq=1,
+                        max_size=100)
+    params = {"d_model": 8, "n_heads": 2, "n_layers": 1, "ff_dim": 16, "max_len": 16}
+    model = build_classifier(len(vocab), vocab.pad_id, params, 2)
+    folder = tmp_path_factory.mktemp("bundle")
+    save_bundle(folder, model, vocab, {"vocab_size": len(vocab), "pad_id": vocab.pad_id, "num_classes": 2,
+                                       "model_params": {**params, "dropout": 0.1, "decoder_layers": 1}})
+    return folder
+
+
+def _invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def test_predict_writes_the_requested_format(bundle, tmp_path):
+    out = tmp_path / "sub" / "out.jsonl"
+    result = _invoke("predict", "--model", bundle, "好看的电影", "a good movie", "-o", out)
+    assert result.exit_code == 0, result.output
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2 and lines[0].startswith('{"text":"好看的电影"')
+
+
+@pytest.mark.parametrize("name, message", [("out.xlsx", "unsupported type '.xlsx'"), ("out", "unsupported type ''"),
+                                           ("folder", "is a folder")])
+def test_predict_refuses_an_output_it_cannot_write(bundle, tmp_path, name, message):
+    (tmp_path / "folder").mkdir()
+    result = _invoke("predict", "--model", bundle, "good", "-o", tmp_path / name)
+    assert result.exit_code == 1 and message in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]  # nothing written
+
+
+def test_predict_names_empty_inputs(bundle, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    result = _invoke("predict", "--model", bundle, "-i", empty)
+    assert result.exit_code == 1 and f"{empty}: no texts to classify" in result.output
+    rows = tmp_path / "rows.csv"
+    rows.write_text("text\ngood\n\"\"\n")
+    result = _invoke("predict", "--model", bundle, "fine", "-i", rows)
+    assert result.exit_code == 1 and f"first at {rows}, data row 2" in result.output
+    result = _invoke("predict", "--model", bundle, "fine", " ", "-i", rows)
+    assert result.exit_code == 1 and "2 empty text(s), first at argument 2" in result.output
+
+
+def test_predict_without_a_store_or_model_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = _invoke("predict", "好")  # default models:/sora@champion, outside the repo
+    assert result.exit_code == 1 and "no MLflow store at" in result.output and "--model" in result.output
+    result = _invoke("predict", "--model", "models/nowhere", "好")
+    assert result.exit_code == 1 and "models/nowhere: no such model folder" in result.output
+    assert list(tmp_path.iterdir()) == []  # no stray mlflow.db
+
+
+def test_run_checks_stages_and_overrides_before_the_flow_starts(monkeypatch):
+    monkeypatch.chdir(REPO)
+    result = _invoke("run", "finetun")
+    assert result.exit_code == 1 and "unknown stage(s) finetun; dvc.yaml defines: ingest" in result.output
+
+
+def test_schedule_rejects_a_bad_cron():
+    result = _invoke("schedule", "--cron", "every day at 3", "--register-only")
+    assert result.exit_code == 1 and "--cron 'every day at 3': Invalid cron string" in result.output
+
+
+def _main(args, cwd):
+    """Through the console entry point (sora.cli:main), as a user runs it."""
+    return subprocess.run([sys.executable, "-c", "from sora.cli import main; main()", *args], cwd=cwd,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+
+
+def test_config_errors_are_one_line_not_a_traceback(tmp_path):
+    (tmp_path / "params.yaml").write_text("finetune:\n  lrr: 1\n")
+    for args in (["predict", "好"], ["ui", "mlflow"]):
+        done = _main(args, tmp_path)
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr and "unknown key 'finetune.lrr'" in done.stderr
+    params = (REPO / "params.yaml").read_bytes()
+    done = _main(["run", "-S", "finetune.lrr=1"], REPO)  # refused before the flow touches params.yaml
+    assert done.returncode == 1 and "Traceback" not in done.stderr and "finetune.lrr" in done.stderr
+    assert (REPO / "params.yaml").read_bytes() == params
