@@ -132,6 +132,7 @@ def schedule(
         return
     serve_schedule(name, cron, timezone)
 
+
 OUTPUT_TYPES = (".csv", ".jsonl", ".parquet")
 PREDICT_INPUT_HELP = "Texts file: .txt (one text per line), .csv/.tsv/.jsonl/.parquet with a 'text' column."
 
@@ -158,7 +159,7 @@ def _read_texts(path: Path) -> list[str]:
         else:
             _fail(f"{path}: unsupported file type '{suffix}'. {PREDICT_INPUT_HELP}")
     except UnicodeDecodeError as err:
-        _fail(f"{path}: not valid UTF-8 at byte {err.start}")
+        _fail(f"{path}: not valid UTF-8 at byte {err.start} (save it as UTF-8; Chinese files are often GBK)")
     except (ValueError, OSError) as err:
         _fail(f"{path}: cannot be read as {suffix[1:]}: {str(err).splitlines()[0]}")
     if "text" not in frame.columns:

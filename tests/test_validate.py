@@ -34,7 +34,10 @@ def test_valid_files_pass(tmp_path):
 
 CASES = {
     "gbk.csv": ("text,label\n这本书很好,1\n太差了,0\n".encode("gbk"), "not valid UTF-8"),
-    "misspelled.csv": (b"txt,label\nhello,1\n", "missing column 'text' (found 'txt': misspelled?)"),
+    "misspelled.csv": (b"txt,label\nhello,1\n", "missing column 'text' (found 'txt': misspelled?"),
+    "capitals.csv": (b"Text,Label\nhello,1\n", "(found 'Text': misspelled? names are case-sensitive)"),
+    "semicolons.csv": (b"text;label\nhello;1\n", "header parsed as one column: .csv must be comma-separated"),
+    "broken.jsonl": (b"{bad\n{\"text\": 1,\n", "broken.jsonl:1: invalid JSON"),
     "nolabel.csv": (b"text\nhello\n", "missing column 'label'"),
     "empty.csv": (b"", "file is empty"),
     "header.csv": (b"text,label\n", "header only"),

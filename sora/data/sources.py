@@ -264,8 +264,11 @@ def _records_from_file(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
 def _suggest(missing: str, columns: list[str]) -> str:
     import difflib
 
-    close = difflib.get_close_matches(missing, [c.lower() for c in columns], n=1, cutoff=0.6)
-    return f" (found '{close[0]}': misspelled?)" if close else ""
+    if len(columns) == 1 and any(sep in columns[0] for sep in ";|\t,"):
+        return " (the header parsed as one column: .csv must be comma-separated, .tsv tab-separated)"
+    by_lower = {c.lower(): c for c in columns}
+    close = difflib.get_close_matches(missing, list(by_lower), n=1, cutoff=0.6)
+    return f" (found '{by_lower[close[0]]}': misspelled? names are case-sensitive)" if close else ""
 
 
 def read_labeled_file(path: str | Path, max_chars: int | None = None) -> LabeledRead:
@@ -277,6 +280,9 @@ def read_labeled_file(path: str | Path, max_chars: int | None = None) -> Labeled
         raise DataError(f"{path}: is a directory, expected a file")
     columns, records = _records_from_file(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing and records and all("__error__" in rec for _, rec in records):
+        row_no, rec = records[0]  # e.g. a .jsonl whose every line is broken: the first line says why
+        raise DataError(f"{path}:{row_no}: {rec['__error__']} (and every other record: none is usable)")
     if missing:
         detail = "; ".join(f"missing column '{m}'{_suggest(m, columns)}" for m in missing)
         raise DataError(f"{path}: {detail}; found columns {columns}")
