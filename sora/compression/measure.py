@@ -146,19 +146,22 @@ def _batch_len(batch: Any) -> int:
     return len(batch)
 
 
-def throughput(fn: Callable[[Any], Any], batch: Any, repeats: int = 5, num_threads: int = 1,
+def throughput(fn: Callable[[Any], Any], batch: Any, repeats: int = 10, num_threads: int = 1,
                warmup: int = 1, n_items: int | None = None) -> float:
-    """Items per second of ``fn(batch)``: ``repeats * n_items / total time`` after ``warmup`` calls,
-    under ``torch.inference_mode()`` with ``num_threads`` threads (restored afterwards). ``n_items``
+    """Items per second of ``fn(batch)``: ``n_items`` / the median time of ``repeats`` calls after ``warmup``
+    calls, under ``torch.inference_mode()`` with ``num_threads`` threads (restored afterwards). The median, not
+    the mean: on a shared machine one call slowed by another process would otherwise move the figure (the
+    prune stage's 2-thread int8/fp32 ratio read 0.8x to 1.6x between runs with the mean of 5). ``n_items``
     defaults to the batch's leading dimension (first tensor of a tuple/list/dict)."""
     if repeats < 1:
         raise ValueError("repeats must be >= 1")
     items = _batch_len(batch) if n_items is None else n_items
+    times = []
     with _Threads(num_threads), torch.inference_mode():
         for _ in range(warmup):
             fn(batch)
-        t0 = time.perf_counter()
         for _ in range(repeats):
+            t0 = time.perf_counter()
             fn(batch)
-        elapsed = time.perf_counter() - t0
-    return repeats * items / max(elapsed, 1e-12)
+            times.append(time.perf_counter() - t0)
+    return items / max(statistics.median(times), 1e-12)
