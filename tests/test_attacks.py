@@ -415,3 +415,16 @@ def test_run_suite():
         SUITE_TEXTS, SUITE_LABELS, SUITE_LANGS, model, 0.5, 0, include_greedy=False, progress=False
     )
     assert "greedy" not in set(no_greedy.attack)
+
+
+def test_run_suite_outcomes_agree_with_its_table():
+    table, outcomes = run_suite(SUITE_TEXTS, SUITE_LABELS, SUITE_LANGS, KeywordModel(), 0.5, 0,
+                                max_greedy_examples=3, progress=False, with_outcomes=True)
+    pd.testing.assert_frame_equal(table, run_suite(SUITE_TEXTS, SUITE_LABELS, SUITE_LANGS, KeywordModel(), 0.5, 0,
+                                                   max_greedy_examples=3, progress=False))
+    assert list(outcomes.columns) == ["attack", "lang", "example", "correct"]
+    for row in table.itertuples():
+        mine = outcomes[(outcomes.attack == row.attack) & (outcomes.lang == row.lang)]
+        assert len(mine) == row.n and mine.example.is_unique
+        assert mine.correct.mean() == pytest.approx(row.accuracy_under_attack)
+        assert (np.array(SUITE_LANGS)[mine.example] == row.lang).all()  # positions index the inputs

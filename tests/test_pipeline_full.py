@@ -94,6 +94,7 @@ def test_evaluate_in_two_processes_matches_one(repo, monkeypatch):
     for name in one:
         np.testing.assert_allclose(one[name][0], two[name][0], rtol=0, atol=1e-6)
         pd.testing.assert_frame_equal(one[name][1], two[name][1])
+        pd.testing.assert_frame_equal(one[name][2], two[name][2])  # per-example outcomes
 
 
 def test_registry_champion_and_predict(repo):

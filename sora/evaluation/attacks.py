@@ -797,12 +797,21 @@ def run_suite(
     batch_size: int = 64,
     max_candidates: int = 32,
     progress: bool = True,
-) -> pd.DataFrame:
+    with_outcomes: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Every perturbation attack of each language present, an ``all_perturbations`` worst-case row per language
     (an example is robust only if it survives every perturbation attack) and, optionally, the greedy attack on
     the first ``max_greedy_examples`` examples of each language. Clean predictions are computed once.
-    Columns: :data:`SUITE_COLUMNS`."""
+    Columns: :data:`SUITE_COLUMNS`. With ``with_outcomes``, also each example's outcome: a frame of (attack,
+    lang, example = position in ``texts``, correct = right under that attack), for paired model comparisons."""
     items = _check_inputs(texts, labels, langs)
+    outcomes: list[pd.DataFrame] = []
+
+    def record(name: str, lang: str, attacked: list[_Item], results: list[AttackResult]) -> None:
+        if with_outcomes:
+            outcomes.append(pd.DataFrame({"attack": name, "lang": lang, "example": [it[0] for it in attacked],
+                                          "correct": [r.perturbed_pred == r.label for r in results]}))
+
     clean_all = _predict(predict_proba, [it[1] for it in items], batch_size)
     by_lang = {lg: [j for j, it in enumerate(items) if it[3] == lg] for lg in LANGS}
     by_lang = {lg: js for lg, js in by_lang.items() if js}
@@ -838,17 +847,25 @@ def run_suite(
                 res = _run_simple(name, sub, clean, predict_proba, budget, seed, batch_size, tick)
                 per_attack.append(res)
                 rows.append(_summarise(name, lg, res).as_row())
-            rows.append(_summarise("all_perturbations", lg, _worst_case(per_attack)).as_row())
+                record(name, lg, sub, res)
+            worst = _worst_case(per_attack)
+            rows.append(_summarise("all_perturbations", lg, worst).as_row())
+            record("all_perturbations", lg, sub, worst)
             if include_greedy:
                 gj = greedy_js(js)
                 if bar is not None:
                     bar.update(task, description=f"greedy ({lg})")
+                greedy_items = [items[j] for j in gj]
                 res = _run_greedy(
-                    [items[j] for j in gj], clean_all[gj], predict_proba, budget, seed, batch_size,
-                    max_candidates, tick,
+                    greedy_items, clean_all[gj], predict_proba, budget, seed, batch_size, max_candidates, tick,
                 )
                 rows.append(_summarise("greedy", lg, res).as_row())
+                record("greedy", lg, greedy_items, res)
     finally:
         if bar is not None:
             bar.stop()
-    return pd.DataFrame(rows, columns=SUITE_COLUMNS)
+    table = pd.DataFrame(rows, columns=SUITE_COLUMNS)
+    if not with_outcomes:
+        return table
+    columns = ["attack", "lang", "example", "correct"]
+    return table, pd.concat(outcomes, ignore_index=True) if outcomes else pd.DataFrame(columns=columns)

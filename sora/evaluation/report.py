@@ -52,6 +52,28 @@ def curves(probs: np.ndarray, labels: np.ndarray) -> dict[str, pd.DataFrame]:
     return out
 
 
+def paired_comparison(outcomes_a: pd.DataFrame, outcomes_b: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
+    """Model a vs model b on the same examples, per (attack, lang): accuracies, how many examples only one of
+    them gets right, and the exact McNemar p-value (a two-sided binomial test on those discordant examples), so
+    a difference of a few tenths of a point can be told apart from noise. Inputs: frames of (attack, lang,
+    example, correct) as `sora.evaluation.attacks.run_suite(..., with_outcomes=True)` returns."""
+    from scipy.stats import binomtest
+
+    keys = ["attack", "lang", "example"]
+    both = outcomes_a.merge(outcomes_b, on=keys, suffixes=("_a", "_b"), validate="one_to_one")
+    rows = []
+    for (attack, lang), g in both.groupby(["attack", "lang"], sort=False):
+        only_a = int((g.correct_a & ~g.correct_b).sum())
+        only_b = int((g.correct_b & ~g.correct_a).sum())
+        discordant = only_a + only_b
+        rows.append({"attack": attack, "lang": lang, "n": len(g),
+                     f"{a}_acc": float(g.correct_a.mean()), f"{b}_acc": float(g.correct_b.mean()),
+                     "difference": float(g.correct_b.mean() - g.correct_a.mean()),
+                     f"only_{a}_right": only_a, f"only_{b}_right": only_b,
+                     "p_value": float(binomtest(only_a, discordant, 0.5).pvalue) if discordant else 1.0})
+    return pd.DataFrame(rows)
+
+
 def figures(results: dict[str, dict], robustness: pd.DataFrame, out_dir: Path) -> list[Path]:
     """PNG figures: confusion matrices, ROC, PR, reliability and robustness, one file each."""
     import matplotlib

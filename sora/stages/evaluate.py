@@ -27,19 +27,22 @@ def load_predictor(ckpt: Path, vocab, batch_size: int):
     return Predictor(model, vocab, hp["model_params"]["max_len"], batch_size, cache_tokens=True)
 
 
-def robustness_table(predictor, test: pd.DataFrame, params: Params, progress: bool = True) -> pd.DataFrame:
+def robustness_table(predictor, test: pd.DataFrame, params: Params,
+                     progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The attack suite's table and each test example's outcome under every attack."""
     from sora.evaluation.attacks import run_suite
 
     e = params.evaluate
     return run_suite(test["text"].tolist(), test["label"].tolist(), test["lang"].tolist(),
                      predictor.predict_proba, budget=e.attack_budget, seed=e.attack_seed,
                      include_greedy=True, max_greedy_examples=e.attack_max_examples, batch_size=e.batch_size,
-                     progress=progress)
+                     progress=progress, with_outcomes=True)
 
 
-def assess(name: str, params: Params, threads: int, progress: bool) -> tuple[np.ndarray, pd.DataFrame]:
-    """One model: clean test probabilities and its robustness table. Runs in a worker process of its own when
-    evaluate.processes > 1, so it loads its own inputs (nothing large crosses the process boundary)."""
+def assess(name: str, params: Params, threads: int, progress: bool) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """One model: clean test probabilities, its robustness table and per-example outcomes (clean included).
+    Runs in a worker process of its own when evaluate.processes > 1, so it loads its own inputs (nothing large
+    crosses the process boundary)."""
     import torch
 
     if threads > 0:
@@ -48,10 +51,13 @@ def assess(name: str, params: Params, threads: int, progress: bool) -> tuple[np.
     predictor = load_predictor(MODELS_TO_COMPARE[name], load_vocab(), params.evaluate.batch_size)
     probs = predictor.predict_proba(test["text"].tolist(), test["lang"].tolist())
     print(f"evaluate: attacking the {name} model", flush=True)
-    return probs, robustness_table(predictor, test, params, progress).assign(model=name)
+    table, outcomes = robustness_table(predictor, test, params, progress)
+    clean = pd.DataFrame({"attack": "clean", "lang": test["lang"].to_numpy(), "example": np.arange(len(test)),
+                          "correct": probs.argmax(1) == test["label"].to_numpy()})
+    return probs, table.assign(model=name), pd.concat([clean, outcomes], ignore_index=True)
 
 
-def assess_all(params: Params) -> dict[str, tuple[np.ndarray, pd.DataFrame]]:
+def assess_all(params: Params) -> dict[str, tuple[np.ndarray, pd.DataFrame, pd.DataFrame]]:
     """Both models, side by side in evaluate.processes worker processes (the attack suite is mostly
     single-threaded tokenisation, so one process per model uses the cores a single process leaves idle)."""
     names = list(MODELS_TO_COMPARE)
@@ -80,14 +86,14 @@ def flat_robustness(table: pd.DataFrame, model: str) -> dict[str, float]:
 
 
 def evaluate(params: Params) -> tuple[dict, list[Path]]:
-    from sora.evaluation.report import clean_metrics, curves, figures
+    from sora.evaluation.report import clean_metrics, curves, figures, paired_comparison
 
     require(*MODELS_TO_COMPARE.values())
     test = load_splits("test")["test"]
     labels, langs = test["label"].to_numpy(), test["lang"].to_numpy()
     metrics: dict[str, float] = {"test_n": len(test)}
-    results, robustness = {}, []
-    for name, (probs, table) in assess_all(params).items():
+    results, robustness, outcomes = {}, [], {}
+    for name, (probs, table, outcomes[name]) in assess_all(params).items():
         metrics.update({f"{name}_{k}": v for k, v in clean_metrics(probs, labels, langs).items()})
         results[name] = {"probs": probs, "labels": labels, "curves": curves(probs, labels)}
         metrics.update(flat_robustness(table, name))
@@ -104,10 +110,14 @@ def evaluate(params: Params) -> tuple[dict, list[Path]]:
             if len(worst):
                 metrics[f"{name}_{lang}_drop_under_attack"] = round(
                     metrics[f"{name}_{lang}_acc"] - float(worst["accuracy_under_attack"].iloc[0]), 5)
+    # Is the hardened model really better or worse under each attack, or within noise? (paired, same examples)
+    paired = paired_comparison(outcomes["finetuned"], outcomes["hardened"], "finetuned", "hardened")
+    write_csv(OUT / "paired.csv", paired)
+    for row in paired.itertuples():
+        metrics[f"paired_{row.attack}_{row.lang}_p_value"] = round(row.p_value, 5)
     write_json(METRICS / "evaluate.json", metrics)
     pngs = figures(results, robust, OUT)
-    print(robust.pivot_table(index=["lang", "attack"], columns="model",
-                             values="accuracy_under_attack").round(3).to_string())
+    print(paired.round(4).to_string(index=False))
     return metrics, pngs
 
 
@@ -120,6 +130,7 @@ def run(params: Params) -> None:
             mlflow.log_artifact(str(png), artifact_path="figures")
         mlflow.log_artifact(str(METRICS / "evaluate.json"))
         mlflow.log_artifact(str(OUT / "robustness.csv"))
+        mlflow.log_artifact(str(OUT / "paired.csv"))
 
 
 if __name__ == "__main__":
