@@ -75,7 +75,8 @@ def _parse_sets(sets: list[str]) -> dict:
 
 @app.command()
 def run(
-    targets: Optional[list[str]] = typer.Argument(None, help="Stages to run (default: the whole pipeline)."),
+    targets: Optional[list[str]] = typer.Argument(
+        None, help="Stages of dvc.yaml to run, with those before them (default: all; `dvc stage list` names them)."),
     force: bool = typer.Option(False, "--force", "-f", help="Rerun stages even if DVC finds them up to date."),
     set_: list[str] = typer.Option([], "--set", "-S", help="Params override key=value (dvc exp style), repeatable."),
     refresh_data: bool = typer.Option(False, "--refresh-data", help="Re-ingest sources even if unchanged."),
