@@ -156,7 +156,7 @@ def _read_texts(path: Path) -> list[str]:
         elif suffix in (".csv", ".tsv"):
             frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
         elif suffix == ".jsonl":
-            frame = pd.read_json(path, lines=True, dtype=False)
+            frame = pd.DataFrame(_jsonl_records(path))
         else:
             _fail(f"{path}: unsupported file type '{suffix}'. {PREDICT_INPUT_HELP}")
     except UnicodeDecodeError as err:
@@ -166,6 +166,24 @@ def _read_texts(path: Path) -> list[str]:
     if "text" not in frame.columns:
         _fail(f"{path}: no 'text' column (found {list(frame.columns)})")
     return frame["text"].fillna("").astype(str).tolist()
+
+
+def _jsonl_records(path: Path) -> list[dict]:
+    """One JSON object per line; a broken line is named by its line number."""
+    import json
+
+    records = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            _fail(f"{path}:{lineno}: invalid JSON ({err.msg})")
+        if not isinstance(record, dict):
+            _fail(f"{path}:{lineno}: expected a JSON object with a 'text' key")
+        records.append(record)
+    return records
 
 
 def _read_texts_or_fail(path: Path) -> list[str]:

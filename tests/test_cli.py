@@ -67,6 +67,16 @@ def test_predict_names_empty_inputs(bundle, tmp_path):
     assert result.exit_code == 1 and "2 empty text(s), first at argument 2" in result.output
 
 
+def test_predict_names_the_broken_jsonl_line(bundle, tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"text": "good"}\n\n{"text": "bad",\n', encoding="utf-8")
+    result = _invoke("predict", "--model", bundle, "-i", path)
+    assert result.exit_code == 1 and f"{path}:3: invalid JSON" in result.output
+    path.write_text('{"text": "good"}\n{"text": "也很好"}\n', encoding="utf-8")
+    result = _invoke("predict", "--model", bundle, "-i", path)
+    assert result.exit_code == 0 and "也很好" in result.output
+
+
 def test_predict_without_a_store_or_model_creates_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = _invoke("predict", "好")  # default models:/sora@champion, outside the repo
