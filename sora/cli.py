@@ -89,9 +89,10 @@ def run(
 
     from sora.config import load_params
 
-    unknown = [t for t in targets or [] if t not in pipeline_stages()]
+    stages = pipeline_stages()
+    unknown = [t for t in targets or [] if t not in stages]
     if unknown:
-        _fail(f"unknown stage(s) {', '.join(unknown)}; dvc.yaml defines: {', '.join(pipeline_stages())}")
+        _fail(f"unknown stage(s) {', '.join(unknown)}; dvc.yaml defines: {', '.join(stages)}")
     overrides = _parse_sets(set_) or None
     load_params(overrides=overrides)  # a bad key or value stops here, before the flow starts
     try:
@@ -186,17 +187,10 @@ def _jsonl_records(path: Path) -> list[dict]:
     return records
 
 
-def _read_texts_or_fail(path: Path) -> list[str]:
-    texts = _read_texts(path)
-    if not texts:
-        _fail(f"{path}: no texts to classify")
-    return texts
-
-
 def _load_model(model: str):
     """A Sora bundle folder, or any MLflow model URI (models:/sora@champion, runs:/..., a local path)."""
     from sora.config import load_params
-    from sora.tracking.runs import setup_mlflow, tracking_uri
+    from sora.tracking.runs import setup_mlflow, sqlite_store
 
     if Path(model).is_dir() and (Path(model) / "config.json").is_file():
         from sora.inference import load_bundle
@@ -205,10 +199,10 @@ def _load_model(model: str):
     if "://" not in model and not model.startswith(("models:/", "runs:/")) and not Path(model).exists():
         _fail(f"{model}: no such model folder (give a Sora bundle such as models/prune, or an MLflow model URI)")
     params = load_params()
-    uri = tracking_uri(params)
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+    store = sqlite_store(params)
+    if store is not None and not store.is_file():
         # Checked first: MLflow would create an empty store here and then report the model as missing.
-        _fail(f"no MLflow store at {uri[len('sqlite:///'):]}: run `sora predict` from the Sora repository root "
+        _fail(f"no MLflow store at {store}: run `sora predict` from the Sora repository root "
               "after `make pipeline`, or pass --model (a bundle folder such as models/prune, or a model URI)")
     mlflow, _ = setup_mlflow(params)
     from mlflow.exceptions import MlflowException
@@ -239,7 +233,9 @@ def predict(
         if output_file.suffix.lower() not in OUTPUT_TYPES:
             _fail(f"--output {output_file}: unsupported type '{output_file.suffix}'; use {', '.join(OUTPUT_TYPES)}")
     arguments = list(texts or [])
-    from_file = _read_texts_or_fail(input_file) if input_file else []
+    from_file = _read_texts(input_file) if input_file else []
+    if input_file and not from_file:
+        _fail(f"{input_file}: no texts to classify")
     empty_arguments = [i + 1 for i, t in enumerate(arguments) if not t.strip()]
     empty_rows = [i + 1 for i, t in enumerate(from_file) if not t.strip()]
     if empty_arguments or empty_rows:

@@ -93,7 +93,8 @@ def evaluate(params: Params) -> tuple[dict, list[Path]]:
     labels, langs = test["label"].to_numpy(), test["lang"].to_numpy()
     metrics: dict[str, float] = {"test_n": len(test)}
     results, robustness, outcomes = {}, [], {}
-    for name, (probs, table, outcomes[name]) in assess_all(params).items():
+    for name, (probs, table, per_example) in assess_all(params).items():
+        outcomes[name] = per_example
         metrics.update({f"{name}_{k}": v for k, v in clean_metrics(probs, labels, langs).items()})
         results[name] = {"probs": probs, "labels": labels, "curves": curves(probs, labels)}
         metrics.update(flat_robustness(table, name))

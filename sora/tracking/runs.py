@@ -40,20 +40,24 @@ def tracking_uri(params: Params, root: Path | None = None) -> str:
     return uri
 
 
+def sqlite_store(params: Params) -> Path | None:
+    """The database file of a local sqlite tracking store (None for a server URI)."""
+    uri = tracking_uri(params)
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
 def setup_mlflow(params: Params):
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri(params))
-    if params.tracking.uri.startswith("sqlite:///"):
+    store = sqlite_store(params)
+    if store is not None:
         # keep artifacts beside the store, not wherever the process happens to run
-        root = Path(tracking_uri(params)[len("sqlite:///"):]).parent
-        os.environ.setdefault("MLFLOW_ARTIFACTS_DESTINATION", str(root / "mlruns"))
+        os.environ.setdefault("MLFLOW_ARTIFACTS_DESTINATION", str(store.parent / "mlruns"))
     experiment = mlflow.get_experiment_by_name(params.tracking.experiment)
     if experiment is None:
-        artifact_location = None
-        if params.tracking.uri.startswith("sqlite:///"):
-            artifact_location = (Path(tracking_uri(params)[len("sqlite:///"):]).parent / "mlruns").as_uri()
+        artifact_location = (store.parent / "mlruns").as_uri() if store is not None else None
         exp_id = mlflow.create_experiment(params.tracking.experiment, artifact_location=artifact_location)
     else:
         exp_id = experiment.experiment_id
