@@ -253,6 +253,10 @@ def predict(
     if unknown:
         typer.echo(f"warning: {len(unknown)} text(s) are neither Chinese nor English (first: row {unknown[0] + 1}); "
                    "their predictions are unreliable", err=True)
+    cut = result.index[result["truncated"]].tolist() if "truncated" in result else []
+    if cut:
+        typer.echo(f"warning: {len(cut)} text(s) are longer than the model reads (first: row {cut[0] + 1}); "
+                   "only their beginning was classified", err=True)
     if output_file is None:
         for row in result.itertuples():
             preview = row.text if len(row.text) <= 60 else row.text[:57] + "..."

@@ -36,19 +36,24 @@ class Predictor:
         """Normalise, detect language where not given (unknown scripts are tokenised as English: the model
         still answers, `sora predict` warns), tokenise per language, map to ids."""
         norm = self._normalised(texts)
-        return self._encode_normalised(norm, list(langs) if langs is not None else [detect_lang(t) for t in norm])
+        langs = list(langs) if langs is not None else [detect_lang(t) for t in norm]
+        return self._encode_normalised(norm, langs)[0]
 
-    def _encode_normalised(self, norm: list[str], langs: list[str | None]) -> list[list[int]]:
+    def _encode_normalised(self, norm: list[str], langs: list[str | None]) -> tuple[list[list[int]], list[bool]]:
+        """Ids per text, and whether the text was longer than the model reads (max_len ids, [CLS] included)."""
         langs = [lang if lang in ("zh", "en") else "en" for lang in langs]
-        ids: list[list[int] | None] = [None] * len(norm)
+        ids: list[list[int]] = [[] for _ in norm]
+        truncated = [False] * len(norm)
         for lang in ("zh", "en"):
             idx = [i for i, lg in enumerate(langs) if lg == lang]
             texts = [norm[i] for i in idx]
             tokens = ((tokens_of(parse_cached(t, lang)) for t in texts) if self.cache_tokens
                       else tokenise_many(texts, lang))
             for i, toks in zip(idx, tokens):
-                ids[i] = self.vocab.encode(list(toks), self.max_len)
-        return ids  # type: ignore[return-value]
+                # One id over the window tells a cut text from one that fits exactly.
+                longer = self.vocab.encode(list(toks), self.max_len + 1)
+                ids[i], truncated[i] = longer[: self.max_len], len(longer) > self.max_len
+        return ids, truncated
 
     @torch.inference_mode()
     def predict_ids(self, ids: list[list[int]]) -> np.ndarray:
@@ -81,17 +86,20 @@ class Predictor:
         return self.predict_ids(self.encode(texts, langs))
 
     def predict_frame(self, texts: Sequence[str]):
-        """What `sora predict` and the MLflow pyfunc return: label, probability, prob_<k> and detected
-        lang ('unknown' for neither Chinese nor English) per text, as a DataFrame."""
+        """What `sora predict` and the MLflow pyfunc return: label, probability, prob_<k>, detected lang
+        ('unknown' for neither Chinese nor English) and truncated (the text is longer than the model reads, so
+        only its beginning was classified) per text, as a DataFrame."""
         import pandas as pd
 
         norm = self._normalised(texts)  # once: the detected languages serve both the tokeniser and the table
         langs = [detect_lang(t) for t in norm]
-        probs = self.predict_ids(self._encode_normalised(norm, langs))
+        ids, truncated = self._encode_normalised(norm, langs)
+        probs = self.predict_ids(ids)
         out = pd.DataFrame({"label": probs.argmax(1).astype("int64"), "probability": probs.max(1).astype("float64")})
         for k in range(probs.shape[1]):
             out[f"prob_{k}"] = probs[:, k].astype("float64")
         out["lang"] = [lang or "unknown" for lang in langs]
+        out["truncated"] = truncated
         return out
 
 

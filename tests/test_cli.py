@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -75,6 +76,16 @@ def test_predict_names_the_broken_jsonl_line(bundle, tmp_path):
     path.write_text('{"text": "good"}\n{"text": "也很好"}\n', encoding="utf-8")
     result = _invoke("predict", "--model", bundle, "-i", path)
     assert result.exit_code == 0 and "也很好" in result.output
+
+
+def test_predict_flags_texts_longer_than_the_model_reads(bundle, tmp_path):
+    # The bundle reads 16 ids ([CLS] + 15 tokens): 15 words fit exactly, 16 do not.
+    out = tmp_path / "out.csv"
+    fits, cut = " ".join(["good"] * 15), " ".join(["good"] * 16)
+    result = _invoke("predict", "--model", bundle, fits, cut, "good movie " * 50_000, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "2 text(s) are longer than the model reads (first: row 2)" in result.output
+    assert pd.read_csv(out)["truncated"].tolist() == [False, True, True]
 
 
 def test_predict_without_a_store_or_model_creates_nothing(tmp_path, monkeypatch):
