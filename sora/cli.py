@@ -305,8 +305,14 @@ def ui(
 
 def main() -> None:
     """Console entry point: a params.yaml problem is one line naming the key, not a traceback."""
+    import os
+
     from sora.config import ConfigError
 
+    # Prefect gives its ephemeral server 20 s to answer. The first start on a new database migrates it, and on
+    # a busy 2-core machine that took longer: `make pipeline` failed once with "Timed out while attempting to
+    # connect to ephemeral Prefect API server". A value the user sets wins.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     try:
         app()
     except ConfigError as err:

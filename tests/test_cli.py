@@ -124,3 +124,20 @@ def test_config_errors_are_one_line_not_a_traceback(tmp_path):
     done = _main(["run", "-S", "finetune.lrr=1"], REPO)  # refused before the flow touches params.yaml
     assert done.returncode == 1 and "Traceback" not in done.stderr and "finetune.lrr" in done.stderr
     assert (REPO / "params.yaml").read_bytes() == params
+
+
+def test_prefect_gets_time_for_a_first_start_on_a_new_database(monkeypatch):
+    # 20 s (Prefect's default) was too short for `make pipeline` on a fresh 2-core machine; a user value wins.
+    import sora.cli
+
+    key = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+    monkeypatch.setenv(key, "unset")  # recorded first, so teardown restores the real state after main() sets it
+    monkeypatch.delenv(key)
+    monkeypatch.setattr(sys, "argv", ["sora", "--help"])
+    with pytest.raises(SystemExit):
+        sora.cli.main()
+    assert os.environ[key] == "120"
+    monkeypatch.setenv(key, "7")
+    with pytest.raises(SystemExit):
+        sora.cli.main()
+    assert os.environ[key] == "7"
