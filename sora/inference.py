@@ -27,33 +27,32 @@ class Predictor:
         # test texts: fp32 1,610 -> 2,680 texts/s, int8 2,830 -> 3,950 going from 8,192 to 1,024 tokens).
         self.max_batch_tokens = max_batch_tokens
 
-    def _normalised(self, texts: Sequence[str]) -> list[str]:
-        # Only the first max_len tokens are used: cut very long texts before the (costly) normaliser and tokeniser.
-        char_limit = self.max_len * 16
-        return [normalise(t[: char_limit * 2])[:char_limit] for t in texts]
-
     def encode(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[list[int]]:
         """Normalise, detect language where not given (unknown scripts are tokenised as English: the model
         still answers, `sora predict` warns), tokenise per language, map to ids."""
-        norm = self._normalised(texts)
-        langs = list(langs) if langs is not None else [detect_lang(t) for t in norm]
-        return self._encode_normalised(norm, langs)[0]
+        return self._encode(texts, langs)[1]
 
-    def _encode_normalised(self, norm: list[str], langs: list[str | None]) -> tuple[list[list[int]], list[bool]]:
-        """Ids per text, and whether the text was longer than the model reads (max_len ids, [CLS] included)."""
-        langs = [lang if lang in ("zh", "en") else "en" for lang in langs]
+    def _encode(self, texts: Sequence[str], langs: Sequence[str | None] | None = None,
+                ) -> tuple[list[str | None], list[list[int]], list[bool]]:
+        """(languages, ids, truncated) per text; truncated = longer than the model reads (max_len ids, [CLS]
+        included). Languages are detected where not given (None = neither Chinese nor English)."""
+        # Only the first max_len tokens are used: cut very long texts before the (costly) normaliser and tokeniser.
+        char_limit = self.max_len * 16
+        norm = [normalise(t[: char_limit * 2])[:char_limit] for t in texts]
+        langs = list(langs) if langs is not None else [detect_lang(t) for t in norm]
         ids: list[list[int]] = [[] for _ in norm]
         truncated = [False] * len(norm)
+        tokenise_as = [lang if lang in ("zh", "en") else "en" for lang in langs]
         for lang in ("zh", "en"):
-            idx = [i for i, lg in enumerate(langs) if lg == lang]
-            texts = [norm[i] for i in idx]
-            tokens = ((tokens_of(parse_cached(t, lang)) for t in texts) if self.cache_tokens
-                      else tokenise_many(texts, lang))
+            idx = [i for i, lg in enumerate(tokenise_as) if lg == lang]
+            texts_of_lang = [norm[i] for i in idx]
+            tokens = ((tokens_of(parse_cached(t, lang)) for t in texts_of_lang) if self.cache_tokens
+                      else tokenise_many(texts_of_lang, lang))
             for i, toks in zip(idx, tokens):
                 # One id over the window tells a cut text from one that fits exactly.
                 longer = self.vocab.encode(list(toks), self.max_len + 1)
                 ids[i], truncated[i] = longer[: self.max_len], len(longer) > self.max_len
-        return ids, truncated
+        return langs, ids, truncated
 
     @torch.inference_mode()
     def predict_ids(self, ids: list[list[int]]) -> np.ndarray:
@@ -91,9 +90,7 @@ class Predictor:
         only its beginning was classified) per text, as a DataFrame."""
         import pandas as pd
 
-        norm = self._normalised(texts)  # once: the detected languages serve both the tokeniser and the table
-        langs = [detect_lang(t) for t in norm]
-        ids, truncated = self._encode_normalised(norm, langs)
+        langs, ids, truncated = self._encode(texts)  # the detected languages serve the tokeniser and the table
         probs = self.predict_ids(ids)
         out = pd.DataFrame({"label": probs.argmax(1).astype("int64"), "probability": probs.max(1).astype("float64")})
         for k in range(probs.shape[1]):
