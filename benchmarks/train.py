@@ -81,15 +81,19 @@ def main() -> None:
     splits = load_splits("train")
     data = TextDataModule(splits["train"], None, vocab=vocab, max_len=params.model.max_len,
                           batch_size=t.batch_size, mode="classify")
-    for method in ("none", "fgm", "pgd", "freelb"):  # the cost of each hardening method
+    h = params.harden
+    # The cost of each hardening method, alone and with the discrete token adversary (harden.token_budget).
+    variants = [(m, 0.0) for m in ("none", "fgm", "pgd", "freelb")] + [("none", h.token_budget), ("fgm", h.token_budget)]
+    for method, token_budget in variants:
         module = ClassifierModule(len(vocab), vocab.pad_id, params.model, adv_method=method,
-                                  adv_epsilon=params.harden.epsilon, adv_steps=params.harden.steps,
-                                  adv_step_size=params.harden.step_size)
-        rows.append((f"finetune/harden (adv={method})", module, data))
+                                  adv_epsilon=h.epsilon, adv_steps=h.steps, adv_step_size=h.step_size,
+                                  unk_id=vocab.unk_id, adv_token_budget=token_budget)
+        tokens = f"+tokens {token_budget:g}" if token_budget else ""
+        rows.append((f"finetune/harden (adv={method}{tokens})", module, data))
 
     print(f"setting: accelerator={t.accelerator} precision={t.precision} batch={t.batch_size} "
           f"threads={t.threads} model d={params.model.d_model} layers={params.model.n_layers} vocab={len(vocab)}")
-    print(f"{'phase':32s} {'samples/s':>10s} {'x none':>7s} {'peak RSS MiB':>13s} {'peak GPU MiB':>13s}")
+    print(f"{'phase':40s} {'samples/s':>10s} {'x none':>7s} {'peak RSS MiB':>13s} {'peak GPU MiB':>13s}")
     rates = {}
     for name, module, data in rows:
         cb = Throughput()
@@ -104,7 +108,7 @@ def main() -> None:
         gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else float("nan")
         rates[name] = cb.rate(device)
         slow = rates.get("finetune/harden (adv=none)", rates[name]) / rates[name]
-        print(f"{name:32s} {rates[name]:10.1f} {slow:7.2f} {rss:13.0f} {gpu:13.0f}")
+        print(f"{name:40s} {rates[name]:10.1f} {slow:7.2f} {rss:13.0f} {gpu:13.0f}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from sora.models import Classifier, TransformerEncoder
-from sora.training.adversarial import adversarial_loss, fgm, freelb, pgd
+from sora.training.adversarial import adversarial_loss, fgm, freelb, pgd, salient_unk
 
 PAD = 0
 
@@ -84,3 +84,47 @@ def test_freelb_matches_reference_loop():
         delta = delta * (eps / norm).clamp(max=1.0) * keep
     for name, p in model.named_parameters():
         assert torch.allclose(got[name], p.grad, atol=1e-5), name
+
+
+def test_salient_unk_hides_the_most_salient_tokens_within_budget():
+    """The picked tokens are those whose first-order loss gain (e_unk - e_t) . dL/de_t is largest; each example
+    loses max(1, floor(budget * n)) of its n real tokens; [CLS], padding and existing <unk> are never picked."""
+    model, ids, labels = make_batch()
+    model.eval()
+    unk = 1
+    ids[:, 0] = 2  # [CLS]
+    ids[1, 3] = unk  # already unknown: not a candidate
+    budget = 0.25
+    loss, adv = salient_unk(model, ids, labels, budget, unk)
+    assert torch.isfinite(loss)
+    hidden = adv.ne(ids)
+    assert (adv[hidden] == unk).all()
+    assert not hidden[:, 0].any() and not hidden[ids.eq(PAD)].any()
+    n_real = ids.ne(PAD).sum(1) - 1
+    assert hidden.sum(1).tolist() == [max(1, int(budget * n)) for n in n_real.tolist()]
+    # the choice agrees with the first-order estimate computed by hand
+    emb = model.encoder.embed(ids)
+    (g,) = torch.autograd.grad(F.cross_entropy(model(ids, embeds=emb), labels), emb)
+    gain = ((model.encoder.embed(torch.tensor([[unk]])) - emb) * g).sum(-1).detach()
+    for row in range(ids.size(0)):
+        candidates = [t for t in range(1, ids.size(1)) if ids[row, t] not in (PAD, unk)]
+        best = max(candidates, key=lambda t: gain[row, t])
+        assert hidden[row, best]
+    assert all(p.grad is None for p in model.parameters())  # the attack itself leaves no parameter gradient
+
+
+def test_token_budget_adds_the_discrete_term():
+    model, ids, labels = make_batch()
+    model.eval()
+    ids[:, 0] = 2
+    base = adversarial_loss("none", model, ids, labels)
+    both = adversarial_loss("none", model, ids, labels, token_budget=0.3, unk_id=1)
+    assert torch.allclose(both, base + salient_unk(model, ids, labels, 0.3, 1)[0])
+    # with FGM the two terms share one clean gradient: same loss as computing them apart
+    shared = adversarial_loss("fgm", model, ids, labels, epsilon=0.5, token_budget=0.3, unk_id=1)
+    apart = fgm(model, ids, labels, F.cross_entropy, 0.5)[0] + salient_unk(model, ids, labels, 0.3, 1)[0]
+    assert torch.allclose(shared, apart)
+    shared.backward()
+    assert all(p.grad is not None for p in model.parameters())
+    with pytest.raises(ValueError, match="unk_id"):
+        adversarial_loss("fgm", model, ids, labels, token_budget=0.3)

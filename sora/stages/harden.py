@@ -1,7 +1,9 @@
 """harden: adversarial fine-tuning from the finetune checkpoint. Embedding-space attacks (FGM / PGD / FreeLB,
-`harden.method`) make the decision boundary smooth around each example; text-level noise augmentation
-(`harden.noise_augment`: that share of train texts perturbed by the bilingual attack suite, with a seed
-different from evaluation's) covers discrete edits (typos, homophones...) that no embedding ball contains.
+`harden.method`) make the decision boundary smooth around each example; two discrete terms cover edits that
+no embedding ball contains: text-level noise augmentation (`harden.noise_augment`: that share of train texts
+perturbed by the bilingual attack suite, with a seed different from evaluation's) and a token adversary
+(`harden.token_budget`: each batch also trained with its most salient tokens hidden behind <unk>, the words a
+greedy attacker goes for first).
 -> models/harden/{best,last}.ckpt, metrics/harden.json, plots/harden.csv."""
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ def harden(params: Params, mlflow=None) -> dict:
     module = ClassifierModule(len(vocab), vocab.pad_id, params.model, num_classes=hp["num_classes"], lr=h.lr,
                               weight_decay=params.finetune.weight_decay, adv_method=h.method,
                               adv_epsilon=h.epsilon, adv_steps=h.steps, adv_step_size=h.step_size,
-                              token_dropout=params.finetune.token_dropout, unk_id=vocab.unk_id)
+                              token_dropout=params.finetune.token_dropout, unk_id=vocab.unk_id,
+                              adv_token_budget=h.token_budget)
     module.model.load_state_dict(state)
     train = augment_with_attacks(splits["train"], h.noise_augment, params.evaluate.attack_budget,
                                  params.evaluate.attack_seed + AUGMENT_SEED_OFFSET,

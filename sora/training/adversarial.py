@@ -7,6 +7,10 @@ gradients. That works the same under Lightning's automatic optimisation (return 
 and under manual optimisation (self.manual_backward(loss)).
 
 Each method returns (loss, delta) where delta is the (detached) perturbation that was applied last.
+
+`salient_unk` is the discrete counterpart: the tokens a greedy word-level attacker would hit first (the ones
+whose loss of meaning, i.e. becoming <unk>, raises the loss most to first order, as in HotFlip) are hidden and
+the model is trained on the result. An embedding ball never contains "this word is gone"; this does.
 """
 
 from __future__ import annotations
@@ -35,12 +39,19 @@ def _project(delta: torch.Tensor, epsilon: float) -> torch.Tensor:
     return delta * (epsilon / _norm(delta)).clamp(max=1.0)
 
 
-def fgm(model, ids: torch.Tensor, labels: torch.Tensor, loss_fn: LossFn = F.cross_entropy,
-        epsilon: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Miyato et al. 2017: one step r = eps * g / ||g||; loss = clean + adversarial (r treated as constant)."""
+def _clean_gradient(model, ids: torch.Tensor, labels: torch.Tensor, loss_fn: LossFn,
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(embeddings, clean loss, dL/d embeddings); the graph is kept for the caller's backward."""
     emb = model.encoder.embed(ids)
     clean = loss_fn(model(ids, embeds=emb), labels)
-    (g,) = torch.autograd.grad(clean, emb, retain_graph=True)  # retain: clean.backward() comes later
+    (g,) = torch.autograd.grad(clean, emb, retain_graph=True)
+    return emb, clean, g
+
+
+def fgm(model, ids: torch.Tensor, labels: torch.Tensor, loss_fn: LossFn = F.cross_entropy,
+        epsilon: float = 1.0, _clean: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Miyato et al. 2017: one step r = eps * g / ||g||; loss = clean + adversarial (r treated as constant)."""
+    emb, clean, g = _clean or _clean_gradient(model, ids, labels, loss_fn)
     g = g * _keep(model, ids, g)
     delta = (epsilon * g / _norm(g)).detach()
     adv = loss_fn(model(ids, embeds=emb + delta), labels)
@@ -90,15 +101,47 @@ def freelb(model, ids: torch.Tensor, labels: torch.Tensor, loss_fn: LossFn = F.c
     return total, delta.detach()
 
 
+def salient_unk(model, ids: torch.Tensor, labels: torch.Tensor, budget: float, unk_id: int,
+                loss_fn: LossFn = F.cross_entropy, _clean: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hide the max(1, floor(budget * n)) most salient of each example's n real tokens behind <unk> and return
+    (loss on the result, the adversarial ids). Salience of token t is the first-order loss change of swapping
+    it for <unk>: (e_unk - e_t) . dL/de_t (HotFlip, Ebrahimi et al. 2018), one gradient for the whole batch.
+    Position 0 ([CLS]), padding and tokens that already are <unk> are never picked. The budget counts tokens
+    the way the attack suite's `max_edits` does, so training and evaluation mean the same thing by it."""
+    emb, _, g = _clean or _clean_gradient(model, ids, labels, loss_fn)
+    unk = model.encoder.embed(ids.new_full((1, 1), unk_id)).detach()
+    gain = ((unk - emb.detach()) * g).sum(-1)  # (B,T)
+    real = ids.ne(model.encoder.pad_id) & ids.ne(unk_id)
+    real[:, 0] = False
+    gain = gain.masked_fill(~real, float("-inf"))
+    n_real = (ids.ne(model.encoder.pad_id).sum(1) - 1).clamp(min=0)
+    k = torch.where(n_real > 0, (budget * n_real.float() + 1e-6).floor().clamp(min=1), torch.zeros_like(n_real.float()))
+    k = torch.minimum(k.long(), real.sum(1))
+    rank = gain.argsort(dim=1, descending=True).argsort(dim=1)  # 0 = most salient
+    hide = (rank < k.unsqueeze(1)) & real
+    adv_ids = ids.masked_fill(hide, unk_id)
+    return loss_fn(model(adv_ids), labels), adv_ids
+
+
 def adversarial_loss(method: str, model, ids: torch.Tensor, labels: torch.Tensor, epsilon: float = 1.0,
-                     steps: int = 3, step_size: float = 0.3, loss_fn: LossFn = F.cross_entropy) -> torch.Tensor:
-    """Training loss for `method` in METHODS; call .backward() on it once. "none" = plain clean loss."""
+                     steps: int = 3, step_size: float = 0.3, loss_fn: LossFn = F.cross_entropy,
+                     token_budget: float = 0.0, unk_id: int | None = None) -> torch.Tensor:
+    """Training loss for `method` in METHODS; call .backward() on it once. "none" = plain clean loss.
+    `token_budget` > 0 adds the discrete term `salient_unk` (needs `unk_id`) to any method's loss."""
+    if token_budget > 0 and unk_id is None:
+        raise ValueError("token_budget > 0 needs the vocabulary's unk_id")
+    # FGM and the token adversary both start from the clean loss's gradient: compute it once for the two.
+    clean = _clean_gradient(model, ids, labels, loss_fn) if method == "fgm" and token_budget > 0 else None
     if method == "none":
-        return loss_fn(model(ids), labels)
-    if method == "fgm":
-        return fgm(model, ids, labels, loss_fn, epsilon)[0]
-    if method == "pgd":
-        return pgd(model, ids, labels, loss_fn, epsilon, steps, step_size)[0]
-    if method == "freelb":
-        return freelb(model, ids, labels, loss_fn, epsilon, steps, step_size)[0]
-    raise ValueError(f"unknown adversarial method {method!r}; expected one of {METHODS}")
+        loss = loss_fn(model(ids), labels)
+    elif method == "fgm":
+        loss = fgm(model, ids, labels, loss_fn, epsilon, _clean=clean)[0]
+    elif method == "pgd":
+        loss = pgd(model, ids, labels, loss_fn, epsilon, steps, step_size)[0]
+    elif method == "freelb":
+        loss = freelb(model, ids, labels, loss_fn, epsilon, steps, step_size)[0]
+    else:
+        raise ValueError(f"unknown adversarial method {method!r}; expected one of {METHODS}")
+    if token_budget > 0:
+        loss = loss + salient_unk(model, ids, labels, token_budget, unk_id, loss_fn, _clean=clean)[0]
+    return loss

@@ -92,7 +92,7 @@ class ClassifierModule(L.LightningModule):
                  num_classes: int = 2, lr: float = 1e-3, weight_decay: float = 0.01,
                  adv_method: str = "none", adv_epsilon: float = 1.0, adv_steps: int = 3,
                  adv_step_size: float = 0.3, warmup_ratio: float = 0.1, token_dropout: float = 0.0,
-                 unk_id: int = 1):
+                 unk_id: int = 1, adv_token_budget: float = 0.0):
         super().__init__()
         if adv_method not in METHODS:
             raise ValueError(f"adv_method must be one of {METHODS}, got {adv_method!r}")
@@ -101,7 +101,7 @@ class ClassifierModule(L.LightningModule):
             "vocab_size": vocab_size, "pad_id": pad_id, "model_params": model_params, "num_classes": num_classes,
             "lr": lr, "weight_decay": weight_decay, "adv_method": adv_method, "adv_epsilon": adv_epsilon,
             "adv_steps": adv_steps, "adv_step_size": adv_step_size, "warmup_ratio": warmup_ratio,
-            "token_dropout": token_dropout, "unk_id": unk_id,
+            "token_dropout": token_dropout, "unk_id": unk_id, "adv_token_budget": adv_token_budget,
         })
         self.model = build_classifier(vocab_size, pad_id, model_params, num_classes)
         # One metric set per stage and slice; states are not persistent, so checkpoints stay weights-only.
@@ -131,7 +131,8 @@ class ClassifierModule(L.LightningModule):
             hide[:, 0] = False
             ids = ids.masked_fill(hide & ids.ne(h.pad_id), h.unk_id)
         loss = adversarial_loss(h.adv_method, self.model, ids, batch["label"],
-                                h.adv_epsilon, h.adv_steps, h.adv_step_size)
+                                h.adv_epsilon, h.adv_steps, h.adv_step_size,
+                                token_budget=h.get("adv_token_budget", 0.0), unk_id=h.unk_id)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True,
                  batch_size=batch["ids"].size(0))
         return loss
