@@ -2,7 +2,10 @@
 throughput, test accuracy and agreement with fp32; then end-to-end (strings in) latency and throughput of the
 registered champion. Needs the pipeline outputs (`make pipeline`).
 
-    python benchmarks/compress.py [--threads 1] [--texts 1000]
+    python benchmarks/compress.py [--threads 1] [--texts 1000] [--profile]
+
+--profile adds where the batch time goes, per operator, for fp32 and int8 (torch.profiler): dynamic int8 only
+speeds up the matrix multiplies, so their share of fp32's time bounds what int8 can gain.
 """
 
 from __future__ import annotations
@@ -16,11 +19,44 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def operator_profile(models: dict, base, batch, calls: int = 10):
+    """Self CPU ms per batch call by operator kind, one column per model (torch.profiler)."""
+    import pandas as pd
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from sora.inference import Predictor
+
+    kinds = {"aten::addmm": "matmul", "quantized::linear_dynamic": "matmul",
+             "aten::_scaled_dot_product_flash_attention_for_cpu": "attention", "aten::gelu": "gelu",
+             "aten::native_layer_norm": "layer norm", "aten::add": "add",
+             "aten::embedding": "embedding", "aten::index_select": "embedding",
+             "quantized::embedding_byte": "embedding"}
+    columns = {}
+    for name, model in models.items():
+        predictor = Predictor(model, base.vocab, base.max_len)
+        predictor.predict_ids(batch)
+        with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(calls):
+                predictor.predict_ids(batch)
+        per_kind: dict[str, float] = {}
+        for event in prof.key_averages():
+            kind = kinds.get(event.key, "other")
+            per_kind[kind] = per_kind.get(kind, 0.0) + event.self_cpu_time_total / 1000 / calls
+        columns[f"{name} ms"] = per_kind
+    table = pd.DataFrame(columns).fillna(0.0)
+    table.loc["total"] = table.sum()
+    for name in models:
+        table[f"{name} %"] = 100 * table[f"{name} ms"] / table.loc["total", f"{name} ms"]
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--texts", type=int, default=1000)
     parser.add_argument("--champion", default="models:/sora@champion")
+    parser.add_argument("--profile", action="store_true", help="time per operator kind, fp32 vs int8")
     args = parser.parse_args()
 
     import pandas as pd
@@ -63,6 +99,9 @@ def main() -> None:
     print("goals: sparsity >= 0.70 with <= 1 pt accuracy loss; int8 >= 2x throughput and >= 3x smaller")
     print(f"  accuracy loss pruned: {100 * (ref['test_acc'] - table.loc['pruned', 'test_acc']):.2f} pt; "
           f"int8 throughput {table.loc['int8', 'throughput_x']:.2f}x; int8 size {table.loc['int8', 'size_x_smaller']:.2f}x")
+
+    if args.profile:
+        print(operator_profile({"fp32": fp32, "int8": int8}, base, batch).round(1).to_string())
 
     # End to end, strings in: what `sora predict` / the served model costs.
     import mlflow

@@ -113,13 +113,13 @@ class FinetuneParams(Block):
 
 class HardenParams(Block):
     method: Literal["fgm", "pgd", "freelb", "none"] = "fgm"
-    epsilon: float = Field(1.0, ge=0)
+    epsilon: float = Field(0.25, ge=0)
     steps: int = Field(3, ge=1)
-    step_size: float = Field(0.3, gt=0)
+    step_size: float = Field(0.1, gt=0)
     max_epochs: int = Field(1, ge=1)
-    lr: float = Field(5e-4, gt=0)
+    lr: float = Field(1e-4, gt=0)
     noise_augment: float = Field(0.5, ge=0, le=1)  # share of batches also trained on attacked text
-    token_budget: float = Field(0.1, ge=0, le=1)  # share of tokens the discrete adversary hides (0 = off)
+    token_budget: float = Field(0.0, ge=0, le=1)  # share of tokens the discrete adversary hides (0 = off)
     val_checks_per_epoch: int = Field(4, ge=1)  # validate (and keep the best) this often per epoch
 
 

@@ -146,3 +146,25 @@ def test_finetune_refuses_labels_with_an_unseen_class():
         class_count({"train": split([0, 1, 7]), "val": split([1]), "test": split([0])})
     with pytest.raises(DataError, match=r"label\(s\) \[2\]"):  # a class only val/test know is unseen too
         class_count({"train": split([0, 1]), "val": split([2]), "test": split([0])})
+
+
+def test_warm_start_carries_adam_moments_and_sets_this_runs_lr():
+    """harden continues finetune's optimizer: its Adam moments come over, its learning rate does not, and a
+    scheduler built afterwards starts from the new rate (not the old run's initial_lr)."""
+    from sora.training.modules import warm_start
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    old = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    torch.optim.lr_scheduler.LambdaLR(old, lambda step: 0.0)  # leaves initial_lr=1e-3 and lr=0 in the state
+    model(torch.randn(8, 4)).sum().backward()
+    old.step()
+    saved = old.state_dict()
+
+    new = torch.optim.AdamW(model.parameters(), lr=5.0)
+    warm_start(new, saved, lr=1e-4)
+    for p in model.parameters():
+        assert torch.equal(new.state[p]["exp_avg"], old.state[p]["exp_avg"])
+        assert torch.equal(new.state[p]["exp_avg_sq"], old.state[p]["exp_avg_sq"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(new, lambda step: 1.0)
+    assert [g["lr"] for g in new.param_groups] == [1e-4] and scheduler.get_last_lr() == [1e-4]

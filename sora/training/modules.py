@@ -23,6 +23,18 @@ from sora.training.adversarial import METHODS, adversarial_loss
 from sora.training.data import LANG_IDS
 
 
+def warm_start(optimizer: torch.optim.Optimizer, state: dict, lr: float) -> None:
+    """Load another run's optimizer state (Adam's moment estimates) and set this run's learning rate.
+
+    For continued training of a converged model (`harden` after `finetune`): a fresh Adam's first steps move
+    every weight by about lr whatever its gradient, which knocks a converged model off its optimum; with the
+    moments carried over, steps stay in proportion to the gradients. `initial_lr` is set too, since a
+    scheduler built afterwards would otherwise keep the old run's value from the state."""
+    optimizer.load_state_dict(state)
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] = lr
+
+
 def _warmup_linear(total_steps: float, warmup_ratio: float):
     """LR multiplier: linear warmup, then linear decay to 0 (constant if the step count is unknown)."""
     total = int(total_steps) if math.isfinite(total_steps) and total_steps > 0 else 0
@@ -104,6 +116,8 @@ class ClassifierModule(L.LightningModule):
             "token_dropout": token_dropout, "unk_id": unk_id, "adv_token_budget": adv_token_budget,
         })
         self.model = build_classifier(vocab_size, pad_id, model_params, num_classes)
+        # Optimizer state to continue from (harden sets the finetune run's); not a hyperparameter: it is big.
+        self.warm_optimizer_state: dict | None = None
         # One metric set per stage and slice; states are not persistent, so checkpoints stay weights-only.
         self.metrics = nn.ModuleDict({
             f"{stage}{suffix}": MetricCollection({
@@ -185,6 +199,8 @@ class ClassifierModule(L.LightningModule):
             (decay if p.ndim >= 2 and not embedding else no_decay).append(p)
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=self.hparams.lr)
+        if self.warm_optimizer_state is not None:
+            warm_start(opt, self.warm_optimizer_state, self.hparams.lr)
         factor = _warmup_linear(self.trainer.estimated_stepping_batches, self.hparams.warmup_ratio)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
