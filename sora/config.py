@@ -118,6 +118,7 @@ class HardenParams(Block):
     step_size: float = Field(0.1, gt=0)
     max_epochs: int = Field(1, ge=1)
     lr: float = Field(1e-4, gt=0)
+    continue_optimizer: bool = True  # start from finetune's Adam moments (a fresh Adam knocks the model off)
     noise_augment: float = Field(0.5, ge=0, le=1)  # share of batches also trained on attacked text
     token_budget: float = Field(0.0, ge=0, le=1)  # share of tokens the discrete adversary hides (0 = off)
     val_checks_per_epoch: int = Field(4, ge=1)  # validate (and keep the best) this often per epoch

@@ -62,8 +62,8 @@ def harden(params: Params, mlflow=None) -> dict:
                               token_dropout=params.finetune.token_dropout, unk_id=vocab.unk_id,
                               adv_token_budget=h.token_budget)
     module.model.load_state_dict(state)
-    # Continue with finetune's Adam moments: a fresh Adam knocked the converged model off (see warm_start).
-    module.warm_optimizer_state = load_checkpoint(FINETUNED)["optimizer_states"][0]
+    if h.continue_optimizer:  # finetune's Adam moments: a fresh Adam knocks the converged model off (warm_start)
+        module.warm_optimizer_state = load_checkpoint(FINETUNED)["optimizer_states"][0]
     train = augment_with_attacks(splits["train"], h.noise_augment, params.evaluate.attack_budget,
                                  params.evaluate.attack_seed + AUGMENT_SEED_OFFSET,
                                  exclude=set(splits["val"]["text"]) | set(splits["test"]["text"]))
