@@ -84,8 +84,8 @@ def main() -> None:
     h = params.harden
     # The cost of each hardening method, alone and with the discrete token adversary (harden.token_budget;
     # off by default, so timed at 0.1 then: its cost hardly depends on the budget).
-    token_budget = h.token_budget or 0.1
-    variants = [(m, 0.0) for m in ("none", "fgm", "pgd", "freelb")] + [("none", token_budget), ("fgm", token_budget)]
+    timed_budget = h.token_budget or 0.1
+    variants = [(m, 0.0) for m in ("none", "fgm", "pgd", "freelb")] + [("none", timed_budget), ("fgm", timed_budget)]
     for method, token_budget in variants:
         module = ClassifierModule(len(vocab), vocab.pad_id, params.model, adv_method=method,
                                   adv_epsilon=h.epsilon, adv_steps=h.steps, adv_step_size=h.step_size,

@@ -48,14 +48,15 @@ def augment_with_attacks(train: pd.DataFrame, share: float, budget: float, seed:
 
 def harden(params: Params, mlflow=None) -> dict:
     from sora.training.modules import ClassifierModule
-    from sora.training.trainer import load_checkpoint, load_classifier_state, seed_and_threads
+    from sora.training.trainer import classifier_state, load_checkpoint, seed_and_threads
 
     h = params.harden
     seed_and_threads(params.trainer)
     require(FINETUNED)
     splits = load_splits("train", "val", "test")
     vocab = load_vocab()
-    state, hp = load_classifier_state(FINETUNED)
+    finetuned = load_checkpoint(FINETUNED)  # once: weights, hparams and optimizer state
+    state, hp = classifier_state(finetuned)
     module = ClassifierModule(len(vocab), vocab.pad_id, params.model, num_classes=hp["num_classes"], lr=h.lr,
                               weight_decay=params.finetune.weight_decay, adv_method=h.method,
                               adv_epsilon=h.epsilon, adv_steps=h.steps, adv_step_size=h.step_size,
@@ -63,7 +64,7 @@ def harden(params: Params, mlflow=None) -> dict:
                               adv_token_budget=h.token_budget)
     module.model.load_state_dict(state)
     if h.continue_optimizer:  # finetune's Adam moments: a fresh Adam knocks the converged model off (warm_start)
-        module.warm_optimizer_state = load_checkpoint(FINETUNED)["optimizer_states"][0]
+        module.warm_optimizer_state = finetuned["optimizer_states"][0]
     train = augment_with_attacks(splits["train"], h.noise_augment, params.evaluate.attack_budget,
                                  params.evaluate.attack_seed + AUGMENT_SEED_OFFSET,
                                  exclude=set(splits["val"]["text"]) | set(splits["test"]["text"]))

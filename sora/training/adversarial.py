@@ -114,9 +114,9 @@ def salient_unk(model, ids: torch.Tensor, labels: torch.Tensor, budget: float, u
     real = ids.ne(model.encoder.pad_id) & ids.ne(unk_id)
     real[:, 0] = False
     gain = gain.masked_fill(~real, float("-inf"))
-    n_real = (ids.ne(model.encoder.pad_id).sum(1) - 1).clamp(min=0)
-    k = torch.where(n_real > 0, (budget * n_real.float() + 1e-6).floor().clamp(min=1), torch.zeros_like(n_real.float()))
-    k = torch.minimum(k.long(), real.sum(1))
+    n_real = ids.ne(model.encoder.pad_id).sum(1) - 1  # [CLS] is not a token of the text
+    # max(1, floor(budget * n)) as in the attack suite's max_edits; never more than the candidates left.
+    k = torch.minimum((budget * n_real + 1e-6).floor().clamp(min=1).long(), real.sum(1))
     rank = gain.argsort(dim=1, descending=True).argsort(dim=1)  # 0 = most salient
     hide = (rank < k.unsqueeze(1)) & real
     adv_ids = ids.masked_fill(hide, unk_id)

@@ -73,10 +73,14 @@ def _strip(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.
     return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
 
-def load_classifier_state(ckpt_path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(Classifier state dict, ClassifierModule hparams) from a ClassifierModule checkpoint."""
-    ckpt = load_checkpoint(ckpt_path)
+def classifier_state(ckpt: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(Classifier state dict, ClassifierModule hparams) from a loaded ClassifierModule checkpoint."""
     return _strip(ckpt["state_dict"], "model."), dict(ckpt["hyper_parameters"])
+
+
+def load_classifier_state(ckpt_path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(Classifier state dict, ClassifierModule hparams) from a ClassifierModule checkpoint file."""
+    return classifier_state(load_checkpoint(ckpt_path))
 
 
 def load_classifier(ckpt_path: str | Path) -> tuple[Classifier, dict[str, Any]]:
