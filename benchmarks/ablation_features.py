@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 BUCKETS = 1 << 18  # hashed n-gram rows of the bag
 BAG_DIM = 64
@@ -38,7 +38,7 @@ def hashed_ngrams(tokens: list[str]) -> list[int]:
     grams = [f"w {w}" for w in words] + [f"w2 {a} {b}" for a, b in zip(words, words[1:])]
     text = "".join(words)
     if any("\u4e00" <= c <= "\u9fff" for c in text):
-        grams += [f"c{n} {text[i:i + n]}" for n in (1, 2, 3) for i in range(len(text) - n + 1)]
+        grams += [f"c{n} {text[i : i + n]}" for n in (1, 2, 3) for i in range(len(text) - n + 1)]
     return [zlib.crc32(g.encode()) % BUCKETS for g in grams] or [0]
 
 
@@ -75,8 +75,12 @@ class TransformerOnly(nn.Module):
 
 def encode(frame, vocab, max_len):
     tokens = [list(t) for t in frame["tokens"]]
-    return {"ids": [vocab.encode(t, max_len) for t in tokens], "grams": [hashed_ngrams(t) for t in tokens],
-            "label": frame["label"].astype(int).tolist(), "lang": frame["lang"].tolist()}
+    return {
+        "ids": [vocab.encode(t, max_len) for t in tokens],
+        "grams": [hashed_ngrams(t) for t in tokens],
+        "label": frame["label"].astype(int).tolist(),
+        "lang": frame["lang"].tolist(),
+    }
 
 
 def batches(data, batch_size, pad_id, rng=None):
@@ -87,16 +91,19 @@ def batches(data, batch_size, pad_id, rng=None):
     if rng:
         rng.shuffle(order)
     chunk = batch_size * 50
-    groups = [sorted(order[s:s + chunk], key=lambda j: len(data["ids"][j])) for s in range(0, len(order), chunk)]
-    cut = [g[i:i + batch_size] for g in groups for i in range(0, len(g), batch_size)]
+    groups = [sorted(order[s : s + chunk], key=lambda j: len(data["ids"][j])) for s in range(0, len(order), chunk)]
+    cut = [g[i : i + batch_size] for g in groups for i in range(0, len(g), batch_size)]
     if rng:
         rng.shuffle(cut)
     for rows in cut:
         grams = [data["grams"][j] for j in rows]
-        yield (rows, pad_ids([data["ids"][j] for j in rows], pad_id),
-               torch.tensor([g for gs in grams for g in gs]),
-               torch.tensor([0, *accumulate(len(gs) for gs in grams)][:-1]),
-               torch.tensor([data["label"][j] for j in rows]))
+        yield (
+            rows,
+            pad_ids([data["ids"][j] for j in rows], pad_id),
+            torch.tensor([g for gs in grams for g in gs]),
+            torch.tensor([0, *accumulate(len(gs) for gs in grams)][:-1]),
+            torch.tensor([data["label"][j] for j in rows]),
+        )
 
 
 def accuracy_per_language(model, data, pad_id) -> dict[str, float]:
@@ -123,23 +130,35 @@ def train_arm(arm: str, seed: int, bag_lr: float) -> dict:
     torch.set_num_threads(params.trainer.threads or torch.get_num_threads())
     rng = random.Random(seed)
     vocab = load_vocab()
-    splits = {name: encode(frame, vocab, params.model.max_len)
-              for name, frame in load_splits("train", "val", "test").items()}
+    splits = {
+        name: encode(frame, vocab, params.model.max_len) for name, frame in load_splits("train", "val", "test").items()
+    }
     transformer = build_classifier(len(vocab), vocab.pad_id, params.model, 2) if arm != "bag" else None
     model = TransformerOnly(transformer) if arm == "transformer" else WideAndDeep(transformer, 2, params.model.dropout)
     # finetune's optimiser groups: decay on matrices only; the bag gets its own (higher) rate, as fastText does
     decay, no_decay, bag = [], [], []
     for name, w in model.named_parameters():
-        group = bag if name.startswith("bag.") else decay if w.ndim >= 2 and not name.endswith(
-            ("tok.weight", "pos.weight")) else no_decay
+        group = (
+            bag
+            if name.startswith("bag.")
+            else decay
+            if w.ndim >= 2 and not name.endswith(("tok.weight", "pos.weight"))
+            else no_decay
+        )
         group.append(w)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": p.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0},
-                             {"params": bag, "weight_decay": 0.0, "lr": bag_lr}], lr=p.lr)
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": p.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+            {"params": bag, "weight_decay": 0.0, "lr": bag_lr},
+        ],
+        lr=p.lr,
+    )
     total = p.max_epochs * math.ceil(len(splits["train"]["ids"]) / batch_size)
     warmup = max(1, total // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+        opt, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
+    )
     start = time.perf_counter()
     for _ in range(p.max_epochs):
         for _, ids, grams, offsets, labels in batches(splits["train"], batch_size, vocab.pad_id, rng):
@@ -154,8 +173,14 @@ def train_arm(arm: str, seed: int, bag_lr: float) -> dict:
             sched.step()
     seconds = time.perf_counter() - start
     test, val = (accuracy_per_language(model, splits[s], vocab.pad_id) for s in ("test", "val"))
-    return {"test_acc_zh": test["zh"], "test_acc_en": test["en"], "val_acc_zh": val["zh"], "val_acc_en": val["en"],
-            "train_seconds": round(seconds, 1), "parameters": sum(w.numel() for w in model.parameters())}
+    return {
+        "test_acc_zh": test["zh"],
+        "test_acc_en": test["en"],
+        "val_acc_zh": val["zh"],
+        "val_acc_en": val["en"],
+        "train_seconds": round(seconds, 1),
+        "parameters": sum(w.numel() for w in model.parameters()),
+    }
 
 
 def main() -> None:

@@ -29,13 +29,22 @@ def train_arm(init: str) -> dict:
     seed_and_threads(params.trainer)
     splits = load_splits("train", "val", "test")
     vocab = load_vocab()
-    module = ClassifierModule(len(vocab), vocab.pad_id, params.model, num_classes=2, lr=p.lr,
-                              weight_decay=p.weight_decay, token_dropout=p.token_dropout, unk_id=vocab.unk_id)
+    module = ClassifierModule(
+        len(vocab),
+        vocab.pad_id,
+        params.model,
+        num_classes=2,
+        lr=p.lr,
+        weight_decay=p.weight_decay,
+        token_dropout=p.token_dropout,
+        unk_id=vocab.unk_id,
+    )
     if init == "pretrained":
         module.load_encoder_state(torch.load(ENCODER, map_location="cpu", weights_only=True)["state_dict"])
     stage = f"ablation-{init}"
-    metrics = fit_classifier(params, stage, module, vocab, splits["train"], splits["val"], splits["test"], p.max_epochs,
-                             p.patience, [], None)
+    metrics = fit_classifier(
+        params, stage, module, vocab, splits["train"], splits["val"], splits["test"], p.max_epochs, p.patience, [], None
+    )
     shutil.rmtree(Path("models") / stage, ignore_errors=True)
     curve = Path("plots", f"{stage}.csv")
     if curve.exists():  # keep the stage outputs folder clean: the curve goes beside the other benchmark outputs
@@ -49,8 +58,17 @@ def main() -> None:
     args = parser.parse_args()
     Path("benchmarks/out").mkdir(parents=True, exist_ok=True)
     results = {arm: train_arm(arm) for arm in args.arms}
-    keys = ["test_acc_zh", "test_acc_en", "test_f1", "val_f1", "epochs_to_best", "epochs_run", "train_seconds",
-            "test_acc_zh_minus_baseline", "test_acc_en_minus_baseline"]
+    keys = [
+        "test_acc_zh",
+        "test_acc_en",
+        "test_f1",
+        "val_f1",
+        "epochs_to_best",
+        "epochs_run",
+        "train_seconds",
+        "test_acc_zh_minus_baseline",
+        "test_acc_en_minus_baseline",
+    ]
     print(f"{'metric':28s}" + "".join(f"{arm:>14s}" for arm in results))
     for key in keys:
         print(f"{key:28s}" + "".join(f"{results[arm].get(key, float('nan')):>14}" for arm in results))

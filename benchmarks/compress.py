@@ -27,11 +27,17 @@ def operator_profile(models: dict, base, batch, calls: int = 10):
 
     from sora.inference import Predictor
 
-    kinds = {"aten::addmm": "matmul", "quantized::linear_dynamic": "matmul",
-             "aten::_scaled_dot_product_flash_attention_for_cpu": "attention", "aten::gelu": "gelu",
-             "aten::native_layer_norm": "layer norm", "aten::add": "add",
-             "aten::embedding": "embedding", "aten::index_select": "embedding",
-             "quantized::embedding_byte": "embedding"}
+    kinds = {
+        "aten::addmm": "matmul",
+        "quantized::linear_dynamic": "matmul",
+        "aten::_scaled_dot_product_flash_attention_for_cpu": "attention",
+        "aten::gelu": "gelu",
+        "aten::native_layer_norm": "layer norm",
+        "aten::add": "add",
+        "aten::embedding": "embedding",
+        "aten::index_select": "embedding",
+        "quantized::embedding_byte": "embedding",
+    }
     columns = {}
     for name, model in models.items():
         predictor = Predictor(model, base.vocab, base.max_len)
@@ -62,8 +68,14 @@ def main() -> None:
     import pandas as pd
     import torch
 
-    from sora.compression import (latency_p50_ms, quantize_dynamic_int8, size_on_disk_bytes,
-                                  sparse_size_on_disk_bytes, sparsity_report, throughput)
+    from sora.compression import (
+        latency_p50_ms,
+        quantize_dynamic_int8,
+        size_on_disk_bytes,
+        sparse_size_on_disk_bytes,
+        sparsity_report,
+        throughput,
+    )
     from sora.inference import Predictor, load_bundle
     from sora.training.trainer import load_classifier
 
@@ -83,13 +95,16 @@ def main() -> None:
         pred = Predictor(model, base.vocab, base.max_len)
         preds[name] = pred.predict_ids(encoded).argmax(1)
         size = sparse_size_on_disk_bytes(model) if name == "pruned" else size_on_disk_bytes(model)
-        rows.append({"variant": name, "size_MB": size / 2**20,
-                     "p50_ms_1_text": latency_p50_ms(lambda ids: pred.predict_ids([ids]), one,
-                                                     num_threads=args.threads),
-                     "texts/s_batch256": throughput(pred.predict_ids, batch, num_threads=args.threads,
-                                                    n_items=len(batch)),
-                     "test_acc": float((preds[name] == labels).mean()),
-                     "agree_fp32": float((preds[name] == preds["fp32"]).mean())})
+        rows.append(
+            {
+                "variant": name,
+                "size_MB": size / 2**20,
+                "p50_ms_1_text": latency_p50_ms(lambda ids: pred.predict_ids([ids]), one, num_threads=args.threads),
+                "texts/s_batch256": throughput(pred.predict_ids, batch, num_threads=args.threads, n_items=len(batch)),
+                "test_acc": float((preds[name] == labels).mean()),
+                "agree_fp32": float((preds[name] == preds["fp32"]).mean()),
+            }
+        )
     table = pd.DataFrame(rows).set_index("variant")
     ref = table.loc["fp32"]
     table["size_x_smaller"] = ref["size_MB"] / table["size_MB"]
@@ -97,8 +112,10 @@ def main() -> None:
     print(f"threads={args.threads}; global sparsity of pruned: {sparsity_report(pruned)['global']:.3f}")
     print(table.round(4).to_string())
     print("goals: sparsity >= 0.70 with <= 1 pt accuracy loss; int8 >= 2x throughput and >= 3x smaller")
-    print(f"  accuracy loss pruned: {100 * (ref['test_acc'] - table.loc['pruned', 'test_acc']):.2f} pt; "
-          f"int8 throughput {table.loc['int8', 'throughput_x']:.2f}x; int8 size {table.loc['int8', 'size_x_smaller']:.2f}x")
+    print(
+        f"  accuracy loss pruned: {100 * (ref['test_acc'] - table.loc['pruned', 'test_acc']):.2f} pt; "
+        f"int8 throughput {table.loc['int8', 'throughput_x']:.2f}x; int8 size {table.loc['int8', 'size_x_smaller']:.2f}x"
+    )
 
     if args.profile:
         print(operator_profile({"fp32": fp32, "int8": int8}, base, batch).round(1).to_string())
@@ -123,8 +140,10 @@ def main() -> None:
     start = time.perf_counter()
     model.predict(frame)
     rate = len(frame) / (time.perf_counter() - start)
-    print(f"champion {args.champion}: p50 {statistics.median(lat):.1f} ms for one text; "
-          f"{rate:,.0f} texts/s for {len(frame)} texts (tokenisation included)")
+    print(
+        f"champion {args.champion}: p50 {statistics.median(lat):.1f} ms for one text; "
+        f"{rate:,.0f} texts/s for {len(frame)} texts (tokenisation included)"
+    )
 
 
 if __name__ == "__main__":

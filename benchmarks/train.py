@@ -29,6 +29,7 @@ class Throughput:
                 if self.seen == self.warmup:
                     if module.device.type == "cuda":
                         import torch
+
                         torch.cuda.synchronize()
                     self.start = time.perf_counter()
 
@@ -40,6 +41,7 @@ class Throughput:
             def rate(self, device_type: str) -> float:
                 if device_type == "cuda":
                     import torch
+
                     torch.cuda.synchronize()
                 return self.samples / (time.perf_counter() - self.start)
 
@@ -63,8 +65,17 @@ def main() -> None:
     from sora.training.modules import ClassifierModule, PretrainModule
     from sora.training.trainer import build_trainer, seed_and_threads
 
-    overrides = {"trainer": {k: v for k, v in (("precision", args.precision), ("accelerator", args.accelerator),
-                                                ("batch_size", args.batch_size)) if v is not None}}
+    overrides = {
+        "trainer": {
+            k: v
+            for k, v in (
+                ("precision", args.precision),
+                ("accelerator", args.accelerator),
+                ("batch_size", args.batch_size),
+            )
+            if v is not None
+        }
+    }
     params = load_params(overrides=overrides)
     t, p = params.trainer, params.pretrain
     seed_and_threads(t)
@@ -72,36 +83,63 @@ def main() -> None:
     rows = []
 
     train, val = pretrain_corpus(params)
-    data = TextDataModule(train, None, vocab=vocab, max_len=min(p.max_len, params.model.max_len),
-                          batch_size=t.batch_size, mode="denoise", mask_rate=p.mask_rate,
-                          delete_rate=p.delete_rate, span_rate=p.span_rate, max_span=p.max_span)
+    data = TextDataModule(
+        train,
+        None,
+        vocab=vocab,
+        max_len=min(p.max_len, params.model.max_len),
+        batch_size=t.batch_size,
+        mode="denoise",
+        mask_rate=p.mask_rate,
+        delete_rate=p.delete_rate,
+        span_rate=p.span_rate,
+        max_span=p.max_span,
+    )
     module = PretrainModule(len(vocab), vocab.pad_id, params.model, lr=p.lr, loss_fraction=p.loss_fraction)
     rows.append(("pretrain (denoising AE)", module, data))
 
     splits = load_splits("train")
-    data = TextDataModule(splits["train"], None, vocab=vocab, max_len=params.model.max_len,
-                          batch_size=t.batch_size, mode="classify")
+    data = TextDataModule(
+        splits["train"], None, vocab=vocab, max_len=params.model.max_len, batch_size=t.batch_size, mode="classify"
+    )
     h = params.harden
     # The cost of each hardening method, alone and with the discrete token adversary (harden.token_budget;
     # off by default, so timed at 0.1 then: its cost hardly depends on the budget).
     timed_budget = h.token_budget or 0.1
     variants = [(m, 0.0) for m in ("none", "fgm", "pgd", "freelb")] + [("none", timed_budget), ("fgm", timed_budget)]
     for method, token_budget in variants:
-        module = ClassifierModule(len(vocab), vocab.pad_id, params.model, adv_method=method,
-                                  adv_epsilon=h.epsilon, adv_steps=h.steps, adv_step_size=h.step_size,
-                                  unk_id=vocab.unk_id, adv_token_budget=token_budget)
+        module = ClassifierModule(
+            len(vocab),
+            vocab.pad_id,
+            params.model,
+            adv_method=method,
+            adv_epsilon=h.epsilon,
+            adv_steps=h.steps,
+            adv_step_size=h.step_size,
+            unk_id=vocab.unk_id,
+            adv_token_budget=token_budget,
+        )
         tokens = f"+tokens {token_budget:g}" if token_budget else ""
         rows.append((f"finetune/harden (adv={method}{tokens})", module, data))
 
-    print(f"setting: accelerator={t.accelerator} precision={t.precision} batch={t.batch_size} "
-          f"threads={t.threads} model d={params.model.d_model} layers={params.model.n_layers} vocab={len(vocab)}")
+    print(
+        f"setting: accelerator={t.accelerator} precision={t.precision} batch={t.batch_size} "
+        f"threads={t.threads} model d={params.model.d_model} layers={params.model.n_layers} vocab={len(vocab)}"
+    )
     print(f"{'phase':40s} {'samples/s':>10s} {'x none':>7s} {'peak RSS MiB':>13s} {'peak GPU MiB':>13s}")
     rates = {}
     for name, module, data in rows:
         cb = Throughput()
-        trainer = build_trainer(t, 1, "benchmarks/out", callbacks=[cb], enable_progress_bar=False,
-                                enable_checkpointing=False,
-                                limit_train_batches=args.steps, limit_val_batches=0)
+        trainer = build_trainer(
+            t,
+            1,
+            "benchmarks/out",
+            callbacks=[cb],
+            enable_progress_bar=False,
+            enable_checkpointing=False,
+            limit_train_batches=args.steps,
+            limit_val_batches=0,
+        )
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         torch.manual_seed(t.seed)  # the same batch order for every phase: step cost depends on batch lengths

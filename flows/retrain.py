@@ -31,8 +31,9 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import yaml
 from prefect import flow, get_run_logger, task
@@ -61,6 +62,7 @@ class StageFailed(RuntimeError):
 
 
 # --------------------------------------------------------------------------- helpers (no Prefect needed)
+
 
 def pipeline_stages(dvc_file: Path = DVC_FILE) -> list[str]:
     """Stage names of dvc.yaml in file order."""
@@ -149,24 +151,35 @@ def _kill_group(proc: subprocess.Popen) -> None:
             continue
 
 
-def run_streaming(cmd: list[str], env: dict[str, str], timeout_s: float, log_path: Path,
-                  on_line: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_streaming(
+    cmd: list[str], env: dict[str, str], timeout_s: float, log_path: Path, on_line: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     """Run cmd in its own process group; stream both pipes to log_path (and on_line); keep tails.
     Kills the group on timeout or on any exception (e.g. a Prefect task timeout, Ctrl-C)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     tails = {"stdout": deque(maxlen=TAIL_LINES), "stderr": deque(maxlen=TAIL_LINES)}
     lines: queue.Queue = queue.Queue()
     stdout_all: list[str] = []
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            errors="replace", bufsize=1, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        bufsize=1,
+        start_new_session=True,
+    )
 
     def pump(name: str, stream) -> None:
         for line in iter(stream.readline, ""):
             lines.put((name, line))
         lines.put((name, None))
 
-    readers = [threading.Thread(target=pump, args=(n, s), daemon=True)
-               for n, s in (("stdout", proc.stdout), ("stderr", proc.stderr))]
+    readers = [
+        threading.Thread(target=pump, args=(n, s), daemon=True)
+        for n, s in (("stdout", proc.stdout), ("stderr", proc.stderr))
+    ]
     for r in readers:
         r.start()
     deadline = time.monotonic() + timeout_s
@@ -198,8 +211,13 @@ def run_streaming(cmd: list[str], env: dict[str, str], timeout_s: float, log_pat
         _kill_group(proc)
         for r in readers:
             r.join(timeout=5)
-    return {"returncode": rc, "timed_out": timed_out, "stdout": "".join(stdout_all),
-            "stdout_tail": "\n".join(tails["stdout"]), "stderr_tail": "\n".join(tails["stderr"])}
+    return {
+        "returncode": rc,
+        "timed_out": timed_out,
+        "stdout": "".join(stdout_all),
+        "stdout_tail": "\n".join(tails["stdout"]),
+        "stderr_tail": "\n".join(tails["stderr"]),
+    }
 
 
 def stage_status(dvc_stdout: str) -> str:
@@ -252,9 +270,11 @@ def applied_overrides(overrides: dict[str, Any] | None, run_label: str) -> Itera
         raise ConfigError(f"{PARAMS_PATH}: not valid YAML: {err}") from None
     merged = _merge(data, overrides)
     params = parse_params(merged, f"{PARAMS_PATH} + overrides")  # raises before anything is written
-    written = (f"# TEMPORARY params.yaml of retrain run {run_label} (overrides {json.dumps(overrides)});\n"
-               f"# the original is restored when the run ends (backup: {OVERRIDE_BACKUP}).\n"
-               + yaml.safe_dump(merged, sort_keys=False, allow_unicode=True))
+    written = (
+        f"# TEMPORARY params.yaml of retrain run {run_label} (overrides {json.dumps(overrides)});\n"
+        f"# the original is restored when the run ends (backup: {OVERRIDE_BACKUP}).\n"
+        + yaml.safe_dump(merged, sort_keys=False, allow_unicode=True)
+    )
     STATE_DIR.mkdir(exist_ok=True)
     write_text(OVERRIDE_BACKUP, json.dumps({"original": original, "written": written}))
     write_text(PARAMS_PATH, written)
@@ -277,23 +297,32 @@ def _read_json(path: Path) -> Any | None:
 
 # --------------------------------------------------------------------------- Prefect task + flow
 
+
 def _run_stage(stage: str, force: bool, parent_run_id: str | None, timeout_s: int) -> dict[str, Any]:
     logger = get_run_logger()
     args = ["repro", "--single-item", stage] + (["--force"] if force else [])
     cmd, shown = dvc_executable() + args, " ".join(["dvc"] + args)
     start = time.monotonic()
-    with file_lock(REPRO_LOCK, on_wait=lambda holder: logger.info(
-            f"waiting for {REPRO_LOCK} (held by {holder}): another dvc repro runs in this repo")):
+    with file_lock(
+        REPRO_LOCK,
+        on_wait=lambda holder: logger.info(
+            f"waiting for {REPRO_LOCK} (held by {holder}): another dvc repro runs in this repo"
+        ),
+    ):
         logger.info(f"$ {shown}")
-        out = run_streaming(cmd, stage_env(parent_run_id), timeout_s, LOG_DIR / f"{stage}.log",
-                            on_line=logger.info)
+        out = run_streaming(cmd, stage_env(parent_run_id), timeout_s, LOG_DIR / f"{stage}.log", on_line=logger.info)
     seconds = round(time.monotonic() - start, 2)
     if out["returncode"] != 0:
-        reason = (f"timed out after {timeout_s}s (flow.stage_timeout_seconds)" if out["timed_out"]
-                  else f"exited with {out['returncode']} after {seconds:.1f}s")
+        reason = (
+            f"timed out after {timeout_s}s (flow.stage_timeout_seconds)"
+            if out["timed_out"]
+            else f"exited with {out['returncode']} after {seconds:.1f}s"
+        )
         tail = out["stderr_tail"] or out["stdout_tail"] or "(no output)"
-        raise StageFailed(f"stage '{stage}' failed: `{shown}` {reason}\n"
-                          f"--- stderr (last lines) ---\n{tail}\n--- full log: {LOG_DIR / (stage + '.log')}")
+        raise StageFailed(
+            f"stage '{stage}' failed: `{shown}` {reason}\n"
+            f"--- stderr (last lines) ---\n{tail}\n--- full log: {LOG_DIR / (stage + '.log')}"
+        )
     status = stage_status(out["stdout"])
     logger.info(f"stage '{stage}': {status} in {seconds:.1f}s")
     return {"stage": stage, "status": status, "seconds": seconds, "forced": force}
@@ -305,16 +334,24 @@ run_stage = task(_run_stage, name="dvc-stage", cache_policy=NO_CACHE)
 def _earlier_active_run(deployment_id: str, my_id: str) -> str | None:
     """Name of a RUNNING flow run of the same deployment that started before this one, if any."""
     from prefect import get_client
-    from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterDeploymentId, FlowRunFilterId,
-                                                FlowRunFilterState, FlowRunFilterStateType)
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
     from prefect.client.schemas.objects import StateType
 
     with get_client(sync_client=True) as client:
         me = client.read_flow_run(my_id)
-        others = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
-            id=FlowRunFilterId(not_any_=[my_id])))
+        others = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
+                id=FlowRunFilterId(not_any_=[my_id]),
+            )
+        )
     mine = (me.start_time.timestamp() if me.start_time else float("inf"), str(me.id))
     for run in others:
         if (run.start_time.timestamp() if run.start_time else float("inf"), str(run.id)) < mine:
@@ -328,14 +365,17 @@ def _summary(label: str, records: list[dict[str, Any]], seconds: float, parent_r
     parts = [f"{count['ran']} ran", f"{count['skipped']} skipped (up to date)"]
     if count["cached"]:
         parts.append(f"{count['cached']} restored from run cache")
-    head = (f"retrain {label} FAILED at stage '{failed}'" if failed else f"retrain {label} completed")
+    head = f"retrain {label} FAILED at stage '{failed}'" if failed else f"retrain {label} completed"
     tail = f"; {count['not run']} not run" if count["not run"] else ""
-    return (f"{head}: {len(records)} stage(s), {', '.join(parts)}{tail} in {seconds:.1f}s"
-            f"; MLflow parent run {parent_run_id}")
+    return (
+        f"{head}: {len(records)} stage(s), {', '.join(parts)}{tail} in {seconds:.1f}s"
+        f"; MLflow parent run {parent_run_id}"
+    )
 
 
-def _finish_parent_run(params, parent_run_id: str, records: list[dict[str, Any]], summary: str,
-                       failed: bool, logger) -> None:
+def _finish_parent_run(
+    params, parent_run_id: str, records: list[dict[str, Any]], summary: str, failed: bool, logger
+) -> None:
     try:
         from mlflow import MlflowClient
 
@@ -377,32 +417,54 @@ def _publish_artifacts(records: list[dict[str, Any]], summary: str, all_stages: 
     try:
         create_table_artifact(
             table=[{"stage": r["stage"], "status": r["status"], "seconds": r["seconds"]} for r in records],
-            key="retrain-stages", description=summary)
+            key="retrain-stages",
+            description=summary,
+        )
         if EVALUATE_METRICS.exists() and current(EVALUATE_METRICS):
             metrics = _read_json(EVALUATE_METRICS)
             if metrics is not None:
                 flat = flat_params(metrics) if isinstance(metrics, dict) else {"value": metrics}
-                create_table_artifact(table=[{"metric": k, "value": v} for k, v in flat.items()],
-                                      key="retrain-evaluate-metrics", description=f"{EVALUATE_METRICS}")
+                create_table_artifact(
+                    table=[{"metric": k, "value": v} for k, v in flat.items()],
+                    key="retrain-evaluate-metrics",
+                    description=f"{EVALUATE_METRICS}",
+                )
         if REGISTER_DECISION.exists() and current(REGISTER_DECISION):
             decision = _read_json(REGISTER_DECISION)
             if decision is not None:
-                create_markdown_artifact(markdown=_register_markdown(decision), key="retrain-register-decision",
-                                         description=f"{REGISTER_DECISION}")
+                create_markdown_artifact(
+                    markdown=_register_markdown(decision),
+                    key="retrain-register-decision",
+                    description=f"{REGISTER_DECISION}",
+                )
     except Exception as err:
         logger.warning(f"could not create Prefect artifacts: {err!r}")
 
 
-def _run_pipeline(stages: list[str], all_stages: list[str], force: bool, overrides: dict | None,
-                  refresh_data: bool, flow_run_id: str, label: str, deployment_id: str | None, logger) -> dict:
+def _run_pipeline(
+    stages: list[str],
+    all_stages: list[str],
+    force: bool,
+    overrides: dict | None,
+    refresh_data: bool,
+    flow_run_id: str,
+    label: str,
+    deployment_id: str | None,
+    logger,
+) -> dict:
     from sora.tracking.runs import create_parent_run
 
     _recover_override_backup(logger)
     if refresh_data and INGEST_STAGE not in stages:
         logger.warning(f"refresh_data: no '{INGEST_STAGE}' stage among {stages}; nothing to force")
     with applied_overrides(overrides, label) as params:
-        tags = {"prefect.flow_run_id": flow_run_id, "prefect.flow_run_name": label,
-                "sora.stages": ",".join(stages), "sora.force": str(force), "sora.refresh_data": str(refresh_data)}
+        tags = {
+            "prefect.flow_run_id": flow_run_id,
+            "prefect.flow_run_name": label,
+            "sora.stages": ",".join(stages),
+            "sora.force": str(force),
+            "sora.refresh_data": str(refresh_data),
+        }
         if deployment_id:
             tags["prefect.deployment_id"] = deployment_id
         if overrides:
@@ -416,36 +478,60 @@ def _run_pipeline(stages: list[str], all_stages: list[str], force: bool, overrid
         try:
             for stage in stages:
                 stage_task = run_stage.with_options(
-                    name=stage, task_run_name=stage, retries=cfg.retries,
-                    retry_delay_seconds=cfg.retry_delay_seconds, timeout_seconds=cfg.stage_timeout_seconds)
+                    name=stage,
+                    task_run_name=stage,
+                    retries=cfg.retries,
+                    retry_delay_seconds=cfg.retry_delay_seconds,
+                    timeout_seconds=cfg.stage_timeout_seconds,
+                )
                 t0 = time.monotonic()
                 try:
-                    rec = stage_task(stage, force or (refresh_data and stage == INGEST_STAGE), parent_run_id,
-                                     cfg.stage_timeout_seconds)
+                    rec = stage_task(
+                        stage,
+                        force or (refresh_data and stage == INGEST_STAGE),
+                        parent_run_id,
+                        cfg.stage_timeout_seconds,
+                    )
                 except BaseException as exc:
                     error = exc
-                    records.append({"stage": stage, "status": "failed",
-                                    "seconds": round(time.monotonic() - t0, 2), "forced": force})
+                    records.append(
+                        {
+                            "stage": stage,
+                            "status": "failed",
+                            "seconds": round(time.monotonic() - t0, 2),
+                            "forced": force,
+                        }
+                    )
                     break
                 records.append(rec)
         finally:
             done = {r["stage"] for r in records}
-            records += [{"stage": s, "status": "not run", "seconds": 0.0, "forced": False}
-                        for s in stages if s not in done]
+            records += [
+                {"stage": s, "status": "not run", "seconds": 0.0, "forced": False} for s in stages if s not in done
+            ]
             summary = _summary(label, records, time.monotonic() - started, parent_run_id)
             _finish_parent_run(params, parent_run_id, records, summary, error is not None, logger)
             _publish_artifacts(records, summary, all_stages, logger)
             (logger.error if error is not None else logger.info)(summary)
     if error is not None:
         raise error
-    return {"stages": records, "summary": summary, "parent_run_id": parent_run_id, "flow_run_id": flow_run_id,
-            "status": "completed"}
+    return {
+        "stages": records,
+        "summary": summary,
+        "parent_run_id": parent_run_id,
+        "flow_run_id": flow_run_id,
+        "status": "completed",
+    }
 
 
-@flow(name="retrain", description="Sora pipeline: one task per DVC stage (dvc repro), MLflow parent run, "
-                                  "artifacts with stage status and evaluation metrics.")
-def retrain(targets: list[str] | None = None, force: bool = False, overrides: dict | None = None,
-            refresh_data: bool = False) -> dict:
+@flow(
+    name="retrain",
+    description="Sora pipeline: one task per DVC stage (dvc repro), MLflow parent run, "
+    "artifacts with stage status and evaluation metrics.",
+)
+def retrain(
+    targets: list[str] | None = None, force: bool = False, overrides: dict | None = None, refresh_data: bool = False
+) -> dict:
     """Run the DVC pipeline stage by stage (up-to-date stages are skipped by DVC).
 
     targets: stage names; runs them and every stage before the last of them (dvc.yaml order).
@@ -466,8 +552,13 @@ def retrain(targets: list[str] | None = None, force: bool = False, overrides: di
 
     def skipped(why: str) -> dict:
         logger.warning(f"{SKIP_MESSAGE} ({why})")
-        return {"stages": [], "summary": f"retrain {label} {SKIP_MESSAGE} ({why})", "parent_run_id": None,
-                "flow_run_id": flow_run_id, "status": "skipped"}
+        return {
+            "stages": [],
+            "summary": f"retrain {label} {SKIP_MESSAGE} ({why})",
+            "parent_run_id": None,
+            "flow_run_id": flow_run_id,
+            "status": "skipped",
+        }
 
     if deployment_id:  # scheduled/deployment runs never queue up behind a running one
         try:
@@ -478,12 +569,18 @@ def retrain(targets: list[str] | None = None, force: bool = False, overrides: di
         if earlier:
             return skipped(f"flow run '{earlier}' of this deployment is running")
 
-    with file_lock(FLOW_LOCK, wait=deployment_id is None, on_wait=lambda holder: logger.info(
-            f"another retrain run holds {FLOW_LOCK} ({holder}); waiting for it to finish")) as acquired:
+    with file_lock(
+        FLOW_LOCK,
+        wait=deployment_id is None,
+        on_wait=lambda holder: logger.info(
+            f"another retrain run holds {FLOW_LOCK} ({holder}); waiting for it to finish"
+        ),
+    ) as acquired:
         if not acquired:
             return skipped(f"{FLOW_LOCK} is held by another retrain run")
-        return _run_pipeline(stages, all_stages, force, overrides, refresh_data, flow_run_id, label,
-                             deployment_id, logger)
+        return _run_pipeline(
+            stages, all_stages, force, overrides, refresh_data, flow_run_id, label, deployment_id, logger
+        )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,12 @@ if str(Path.cwd()) not in sys.path:
     sys.path.insert(0, str(Path.cwd()))
 
 
-def build_deployment(name: str = DEFAULT_NAME, cron: str = DEFAULT_CRON, timezone: str | None = None,
-                     parameters: dict[str, Any] | None = None):
+def build_deployment(
+    name: str = DEFAULT_NAME,
+    cron: str = DEFAULT_CRON,
+    timezone: str | None = None,
+    parameters: dict[str, Any] | None = None,
+):
     """RunnerDeployment of the retrain flow on a cron schedule, at most one run at a time."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.schedules import Cron
@@ -40,8 +44,9 @@ def build_deployment(name: str = DEFAULT_NAME, cron: str = DEFAULT_CRON, timezon
         concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
         parameters=parameters or {},
         tags=["sora"],
-        description=f"Sora retrain on cron '{cron}'" + (f" ({timezone})" if timezone else " (UTC)")
-                    + "; overlapping runs are cancelled/skipped.",
+        description=f"Sora retrain on cron '{cron}'"
+        + (f" ({timezone})" if timezone else " (UTC)")
+        + "; overlapping runs are cancelled/skipped.",
     )
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-app = typer.Typer(help="Sora: bilingual (zh/en) text classifiers — validate data, run the pipeline, predict.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Sora: bilingual (zh/en) text classifiers — validate data, run the pipeline, predict.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
 
 def _fail(message: str) -> None:
@@ -41,16 +44,20 @@ def validate(
         problems = list(read.problems)
         long_rows = read.rows[read.rows["text"].str.len() > max_chars]
         for ref, text in zip(long_rows["ref"], long_rows["text"]):
-            problems.append(f"{path}:{ref.rsplit(':', 1)[1]}: text has {len(text):,} characters, over "
-                            f"preprocess.max_chars={max_chars:,} (the row would be rejected)")
+            problems.append(
+                f"{path}:{ref.rsplit(':', 1)[1]}: text has {len(text):,} characters, over "
+                f"preprocess.max_chars={max_chars:,} (the row would be rejected)"
+            )
         for problem in problems:
             typer.echo(str(problem))
         warnings = [str(w) for w in read.warnings]  # worth knowing, but the file is usable
         labels = set(read.rows["label"].tolist())
         skipped = sorted(set(range(max(labels, default=0) + 1)) - labels - {0, 1})  # 0/1: the built-in classes
         if skipped:
-            warnings.append(f"{path}: labels {sorted(labels)} skip {skipped}: the classifier gets max(label) + 1 "
-                            f"classes, and finetune stops if one has no examples")
+            warnings.append(
+                f"{path}: labels {sorted(labels)} skip {skipped}: the classifier gets max(label) + 1 "
+                f"classes, and finetune stops if one has no examples"
+            )
         for warning in warnings:
             typer.echo(f"warning: {warning}")
         failed |= bool(problems)
@@ -75,8 +82,9 @@ def _parse_sets(sets: list[str]) -> dict:
 
 @app.command()
 def run(
-    targets: Optional[list[str]] = typer.Argument(
-        None, help="Stages of dvc.yaml to run, with those before them (default: all; `dvc stage list` names them)."),
+    targets: list[str] | None = typer.Argument(
+        None, help="Stages of dvc.yaml to run, with those before them (default: all; `dvc stage list` names them)."
+    ),
     force: bool = typer.Option(False, "--force", "-f", help="Rerun stages even if DVC finds them up to date."),
     set_: list[str] = typer.Option([], "--set", "-S", help="Params override key=value (dvc exp style), repeatable."),
     refresh_data: bool = typer.Option(False, "--refresh-data", help="Re-ingest sources even if unchanged."),
@@ -86,7 +94,6 @@ def run(
     if not Path("dvc.yaml").is_file():
         _fail(f"no dvc.yaml in {Path.cwd()}: run `sora run` from the Sora repository root")
     from flows.retrain import StageFailed, pipeline_stages, retrain
-
     from sora.config import load_params
 
     stages = pipeline_stages()
@@ -102,14 +109,14 @@ def run(
     typer.echo(result.get("summary", "done") if isinstance(result, dict) else "done")
 
 
-
 @app.command()
 def schedule(
     cron: str = typer.Option("0 3 * * *", "--cron", help="Cron expression for scheduled retrain runs."),
     name: str = typer.Option("sora-retrain", "--name", help="Prefect deployment name."),
-    timezone: Optional[str] = typer.Option(None, "--timezone", help="IANA timezone of the cron (default UTC)."),
-    register_only: bool = typer.Option(False, "--register-only",
-                                       help="Create/update the deployment and exit instead of serving it."),
+    timezone: str | None = typer.Option(None, "--timezone", help="IANA timezone of the cron (default UTC)."),
+    register_only: bool = typer.Option(
+        False, "--register-only", help="Create/update the deployment and exit instead of serving it."
+    ),
 ) -> None:
     """Serve the retrain flow on a cron schedule (one run at a time; an overlapping run is skipped)."""
     sys.path.insert(0, str(Path.cwd()))
@@ -121,13 +128,20 @@ def schedule(
     try:
         CronSchedule(cron=cron, timezone=timezone)
     except ValidationError as err:
-        _fail(f"--cron '{cron}'" + (f" --timezone '{timezone}'" if timezone else "") + ": "
-              + "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors()))
+        _fail(
+            f"--cron '{cron}'"
+            + (f" --timezone '{timezone}'" if timezone else "")
+            + ": "
+            + "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
+        )
 
     if not server_configured():
-        typer.echo("warning: PREFECT_API_URL is not set: Prefect's ephemeral mode has no scheduler, so no runs "
-                   "will be created. Start a server (`make prefect-ui`) and export "
-                   "PREFECT_API_URL=http://127.0.0.1:4200/api.", err=True)
+        typer.echo(
+            "warning: PREFECT_API_URL is not set: Prefect's ephemeral mode has no scheduler, so no runs "
+            "will be created. Start a server (`make prefect-ui`) and export "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api.",
+            err=True,
+        )
     if register_only:
         deployment_id = register_deployment(name, cron, timezone)
         typer.echo(f"deployment retrain/{name} ({deployment_id}) on cron '{cron}'")
@@ -202,25 +216,32 @@ def _load_model(model: str):
     store = sqlite_store(params)
     if store is not None and not store.is_file():
         # Checked first: MLflow would create an empty store here and then report the model as missing.
-        _fail(f"no MLflow store at {store}: run `sora predict` from the Sora repository root "
-              "after `make pipeline`, or pass --model (a bundle folder such as models/prune, or a model URI)")
+        _fail(
+            f"no MLflow store at {store}: run `sora predict` from the Sora repository root "
+            "after `make pipeline`, or pass --model (a bundle folder such as models/prune, or a model URI)"
+        )
     mlflow, _ = setup_mlflow(params)
     from mlflow.exceptions import MlflowException
 
     try:
         return ("pyfunc", mlflow.pyfunc.load_model(model))
     except (MlflowException, OSError) as err:
-        _fail(f"cannot load model '{model}': {str(err).splitlines()[0]} "
-              "(run the pipeline first: `make pipeline`, or pass --model)")
+        _fail(
+            f"cannot load model '{model}': {str(err).splitlines()[0]} "
+            "(run the pipeline first: `make pipeline`, or pass --model)"
+        )
 
 
 @app.command()
 def predict(
-    texts: Optional[list[str]] = typer.Argument(None, help="Texts to classify."),
-    input_file: Optional[Path] = typer.Option(None, "--input", "-i", help=PREDICT_INPUT_HELP),
-    output_file: Optional[Path] = typer.Option(None, "--output", "-o", help="Write predictions here (.csv/.jsonl/.parquet)."),
-    model: str = typer.Option("models:/sora@champion", "--model", "-m",
-                              help="MLflow model URI or a model bundle folder (e.g. models/prune)."),
+    texts: list[str] | None = typer.Argument(None, help="Texts to classify."),
+    input_file: Path | None = typer.Option(None, "--input", "-i", help=PREDICT_INPUT_HELP),
+    output_file: Path | None = typer.Option(
+        None, "--output", "-o", help="Write predictions here (.csv/.jsonl/.parquet)."
+    ),
+    model: str = typer.Option(
+        "models:/sora@champion", "--model", "-m", help="MLflow model URI or a model bundle folder (e.g. models/prune)."
+    ),
 ) -> None:
     """Classify texts with the champion model (label and probability per text)."""
     import pandas as pd
@@ -239,8 +260,11 @@ def predict(
     empty_arguments = [i + 1 for i, t in enumerate(arguments) if not t.strip()]
     empty_rows = [i + 1 for i, t in enumerate(from_file) if not t.strip()]
     if empty_arguments or empty_rows:
-        where = (f"argument {empty_arguments[0]}" if empty_arguments
-                 else f"{input_file}, data row {empty_rows[0]} (header not counted)")
+        where = (
+            f"argument {empty_arguments[0]}"
+            if empty_arguments
+            else f"{input_file}, data row {empty_rows[0]} (header not counted)"
+        )
         _fail(f"{len(empty_arguments) + len(empty_rows)} empty text(s), first at {where}: nothing to classify")
     items = arguments + from_file
     kind, loaded = _load_model(model)
@@ -251,12 +275,18 @@ def predict(
     result.insert(0, "text", items)
     unknown = result.index[result["lang"] == "unknown"].tolist() if "lang" in result else []
     if unknown:
-        typer.echo(f"warning: {len(unknown)} text(s) are neither Chinese nor English (first: row {unknown[0] + 1}); "
-                   "their predictions are unreliable", err=True)
+        typer.echo(
+            f"warning: {len(unknown)} text(s) are neither Chinese nor English (first: row {unknown[0] + 1}); "
+            "their predictions are unreliable",
+            err=True,
+        )
     cut = result.index[result["truncated"]].tolist() if "truncated" in result else []
     if cut:
-        typer.echo(f"warning: {len(cut)} text(s) are longer than the model reads (first: row {cut[0] + 1}); "
-                   "only their beginning was classified", err=True)
+        typer.echo(
+            f"warning: {len(cut)} text(s) are longer than the model reads (first: row {cut[0] + 1}); "
+            "only their beginning was classified",
+            err=True,
+        )
     if output_file is None:
         for row in result.itertuples():
             preview = row.text if len(row.text) <= 60 else row.text[:57] + "..."
@@ -281,7 +311,7 @@ def predict(
 @app.command()
 def ui(
     which: str = typer.Argument(..., help="mlflow or prefect"),
-    port: Optional[int] = typer.Option(None, help="Port (default 5000 for MLflow, 4200 for Prefect)."),
+    port: int | None = typer.Option(None, help="Port (default 5000 for MLflow, 4200 for Prefect)."),
 ) -> None:
     """Start the MLflow or Prefect UI on 127.0.0.1 against this repo's stores."""
     import os
@@ -293,8 +323,18 @@ def ui(
     bin_dir = Path(sys.executable).parent
     if which == "mlflow":
         uri = tracking_uri(load_params())
-        cmd = [str(bin_dir / "mlflow"), "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
-               "--port", str(port or 5000), "--workers", "1"]
+        cmd = [
+            str(bin_dir / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            uri,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port or 5000),
+            "--workers",
+            "1",
+        ]
     elif which == "prefect":
         cmd = [str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port or 4200)]
     else:

@@ -41,7 +41,7 @@ class PreprocessParams(Block):
     max_unlabeled: int = Field(10000, ge=0)  # cap on unlabeled lines kept for pretraining
 
     @model_validator(mode="after")
-    def _limits(self) -> "PreprocessParams":
+    def _limits(self) -> PreprocessParams:
         if self.min_chars > self.max_chars:
             raise ValueError("min_chars must be <= max_chars")
         return self

@@ -3,7 +3,7 @@ the attack suite, the MLflow pyfunc model and `sora predict`."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -18,8 +18,15 @@ class Predictor:
     the attack suite also uses: it asks both evaluated models about the same perturbed texts, and jieba is most
     of its cost. Off by default, so a long-running server does not hold on to the texts it has seen."""
 
-    def __init__(self, model: torch.nn.Module, vocab: Vocab, max_len: int, batch_size: int = 256,
-                 cache_tokens: bool = False, max_batch_tokens: int = 1024):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        vocab: Vocab,
+        max_len: int,
+        batch_size: int = 256,
+        cache_tokens: bool = False,
+        max_batch_tokens: int = 1024,
+    ):
         self.model = model.eval()
         self.vocab, self.max_len, self.batch_size, self.cache_tokens = vocab, max_len, batch_size, cache_tokens
         # Padded tokens per forward pass. Small batches keep activations in cache and off fresh pages: at 8,192
@@ -32,8 +39,11 @@ class Predictor:
         still answers, `sora predict` warns), tokenise per language, map to ids."""
         return self._encode(texts, langs)[1]
 
-    def _encode(self, texts: Sequence[str], langs: Sequence[str | None] | None = None,
-                ) -> tuple[list[str | None], list[list[int]], list[bool]]:
+    def _encode(
+        self,
+        texts: Sequence[str],
+        langs: Sequence[str | None] | None = None,
+    ) -> tuple[list[str | None], list[list[int]], list[bool]]:
         """(languages, ids, truncated) per text; truncated = longer than the model reads (max_len ids, [CLS]
         included). Languages are detected where not given (None = neither Chinese nor English)."""
         # Only the first max_len tokens are used: cut very long texts before the (costly) normaliser and tokeniser.
@@ -46,8 +56,11 @@ class Predictor:
         for lang in ("zh", "en"):
             idx = [i for i, lg in enumerate(tokenise_as) if lg == lang]
             texts_of_lang = [norm[i] for i in idx]
-            tokens = ((tokens_of(parse_cached(t, lang)) for t in texts_of_lang) if self.cache_tokens
-                      else tokenise_many(texts_of_lang, lang))
+            tokens = (
+                (tokens_of(parse_cached(t, lang)) for t in texts_of_lang)
+                if self.cache_tokens
+                else tokenise_many(texts_of_lang, lang)
+            )
             for i, toks in zip(idx, tokens):
                 # One id over the window tells a cut text from one that fits exactly.
                 longer = self.vocab.encode(list(toks), self.max_len + 1)
@@ -73,8 +86,11 @@ class Predictor:
         start = 0
         while start < len(sorted_ids):
             end = start + 1
-            while end < len(sorted_ids) and end - start < self.batch_size \
-                    and (end - start + 1) * max(len(sorted_ids[end]), 1) <= budget:
+            while (
+                end < len(sorted_ids)
+                and end - start < self.batch_size
+                and (end - start + 1) * max(len(sorted_ids[end]), 1) <= budget
+            ):
                 end += 1
             yield sorted_ids[start:end]
             start = end
@@ -103,6 +119,7 @@ class Predictor:
 # A model bundle is a folder: weights.pt (sparse-aware state dict, loads with weights_only=True), config.json
 # (shape, classes, whether to quantise at load), vocab.json. It is what `prune` writes, what the MLflow pyfunc
 # carries as its artifact, and what `sora predict --model DIR` reads.
+
 
 def save_bundle(directory, model: torch.nn.Module, vocab: Vocab, config: dict) -> None:
     import json

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 # Read once: os.umask can only be read by setting it, which races with threads creating files (Prefect tasks).
 _UMASK = os.umask(0)

@@ -28,8 +28,9 @@ def labeled_rows(n_per_lang: int = 80, seed: int = 0) -> list[dict]:
         zh_word = rng.choice(ZH_POS if label else ZH_NEG)
         en_word = rng.choice(EN_POS if label else EN_NEG)
         rows.append({"text": f"{rng.choice(ZH_SUBJ)}{zh_word}，{rng.choice(ZH_SUBJ)}也{zh_word}{i}", "label": label})
-        rows.append({"text": f"{rng.choice(EN_SUBJ)} was {en_word} and {rng.choice(EN_SUBJ)} {en_word} {i}",
-                     "label": label})
+        rows.append(
+            {"text": f"{rng.choice(EN_SUBJ)} was {en_word} and {rng.choice(EN_SUBJ)} {en_word} {i}", "label": label}
+        )
     return rows
 
 
@@ -54,8 +55,9 @@ def make_repo(tmp: Path, params_overrides: dict | None = None, n_per_lang: int =
     for name in ("dvc.yaml", ".gitignore"):
         shutil.copy(REPO / name, repo / name)
     rows = labeled_rows(n_per_lang)
-    write_user_csv(repo / "data/user/reviews.csv", rows,
-                   extra_lines="   ,1\nfloat label row,0.5\n" + rows[0]["text"] + ",1\n")  # rows[0] has label 0
+    write_user_csv(
+        repo / "data/user/reviews.csv", rows, extra_lines="   ,1\nfloat label row,0.5\n" + rows[0]["text"] + ",1\n"
+    )  # rows[0] has label 0
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["ingest"].update(sources=[], user_files=["data/user/reviews.csv"])
     params["tracking"]["uri"] = "sqlite:///mlflow.db"
@@ -72,12 +74,18 @@ def make_repo(tmp: Path, params_overrides: dict | None = None, n_per_lang: int =
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     import os
 
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
     env.pop("SORA_PARENT_RUN_ID", None)
     result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return result
 
 

@@ -21,13 +21,23 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     """A tiny untrained model bundle: enough for predict's input and output handling."""
-    vocab = Vocab.build([["好看", "电影", "good", "movie"]] * 2, ["<pad>", "<unk>", "<cls>", "<mask>"], min_freq=1,
-                        max_size=100)
+    vocab = Vocab.build(
+        [["好看", "电影", "good", "movie"]] * 2, ["<pad>", "<unk>", "<cls>", "<mask>"], min_freq=1, max_size=100
+    )
     params = {"d_model": 8, "n_heads": 2, "n_layers": 1, "ff_dim": 16, "max_len": 16}
     model = build_classifier(len(vocab), vocab.pad_id, params, 2)
     folder = tmp_path_factory.mktemp("bundle")
-    save_bundle(folder, model, vocab, {"vocab_size": len(vocab), "pad_id": vocab.pad_id, "num_classes": 2,
-                                       "model_params": {**params, "dropout": 0.1, "decoder_layers": 1}})
+    save_bundle(
+        folder,
+        model,
+        vocab,
+        {
+            "vocab_size": len(vocab),
+            "pad_id": vocab.pad_id,
+            "num_classes": 2,
+            "model_params": {**params, "dropout": 0.1, "decoder_layers": 1},
+        },
+    )
     return folder
 
 
@@ -46,8 +56,10 @@ def test_predict_writes_the_requested_format(bundle, tmp_path):
     assert len(lines) == 2 and lines[0].startswith('{"text":"好看的电影"')
 
 
-@pytest.mark.parametrize("name, message", [("out.xlsx", "unsupported type '.xlsx'"), ("out", "unsupported type ''"),
-                                           ("folder", "is a folder")])
+@pytest.mark.parametrize(
+    "name, message",
+    [("out.xlsx", "unsupported type '.xlsx'"), ("out", "unsupported type ''"), ("folder", "is a folder")],
+)
 def test_predict_refuses_an_output_it_cannot_write(bundle, tmp_path, name, message):
     (tmp_path / "folder").mkdir()
     result = _invoke("predict", "--model", bundle, "good", "-o", tmp_path / name)
@@ -61,7 +73,7 @@ def test_predict_names_empty_inputs(bundle, tmp_path):
     result = _invoke("predict", "--model", bundle, "-i", empty)
     assert result.exit_code == 1 and f"{empty}: no texts to classify" in result.output
     rows = tmp_path / "rows.csv"
-    rows.write_text("text\ngood\n\"\"\n")
+    rows.write_text('text\ngood\n""\n')
     result = _invoke("predict", "--model", bundle, "fine", "-i", rows)
     assert result.exit_code == 1 and f"first at {rows}, data row 2" in result.output
     result = _invoke("predict", "--model", bundle, "fine", " ", "-i", rows)
@@ -110,8 +122,14 @@ def test_schedule_rejects_a_bad_cron():
 
 def _main(args, cwd):
     """Through the console entry point (sora.cli:main), as a user runs it."""
-    return subprocess.run([sys.executable, "-c", "from sora.cli import main; main()", *args], cwd=cwd,
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", "from sora.cli import main; main()", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+    )
 
 
 def test_config_errors_are_one_line_not_a_traceback(tmp_path):

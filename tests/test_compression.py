@@ -9,11 +9,22 @@ import pytest
 import torch
 from torch import nn
 
-from sora.compression import (detach_masked_weights, global_magnitude_prune, is_pruned, latency_p50_ms,
-                              load_sparse_state_dict, make_permanent, prunable_parameters,
-                              quantization_summary,
-                              quantize_dynamic_int8, save_sparse_state_dict, size_on_disk_bytes,
-                              sparse_size_on_disk_bytes, sparsity_report, throughput)
+from sora.compression import (
+    detach_masked_weights,
+    global_magnitude_prune,
+    is_pruned,
+    latency_p50_ms,
+    load_sparse_state_dict,
+    make_permanent,
+    prunable_parameters,
+    quantization_summary,
+    quantize_dynamic_int8,
+    save_sparse_state_dict,
+    size_on_disk_bytes,
+    sparse_size_on_disk_bytes,
+    sparsity_report,
+    throughput,
+)
 
 VOCAB, SEQ = 1000, 12
 # Raw global magnitude on a freshly initialised model fully prunes the Linear weights (see
@@ -53,8 +64,14 @@ def masked_reference(pruned: nn.Module) -> nn.Module:
 def test_prunable_parameters_cover_weights_not_biases(model):
     names = {id(m): n for n, m in model.named_modules()}
     got = {f"{names[id(m)]}.{n}" for m, n in prunable_parameters(model)}
-    assert got == {"emb.weight", "layer.self_attn.in_proj_weight", "layer.self_attn.out_proj.weight",
-                   "layer.linear1.weight", "layer.linear2.weight", "head.weight"}
+    assert got == {
+        "emb.weight",
+        "layer.self_attn.in_proj_weight",
+        "layer.self_attn.out_proj.weight",
+        "layer.linear1.weight",
+        "layer.linear2.weight",
+        "head.weight",
+    }
     no_emb = {f"{names[id(m)]}.{n}" for m, n in prunable_parameters(model, include_embeddings=False)}
     assert no_emb == got - {"emb.weight"}
 
@@ -98,9 +115,12 @@ def test_pruning_changes_outputs_consistently(model):
 
 def test_masks_keep_pruned_weights_zero_during_finetune(model):
     global_magnitude_prune(model, 0.7, normalize=True)  # every tensor keeps some live weights
-    masks = {f"{m}.{n}": getattr(mod, n + "_mask").clone()
-             for m, mod in model.named_modules() for n in ("weight", "in_proj_weight")
-             if hasattr(mod, n + "_mask")}
+    masks = {
+        f"{m}.{n}": getattr(mod, n + "_mask").clone()
+        for m, mod in model.named_modules()
+        for n in ("weight", "in_proj_weight")
+        if hasattr(mod, n + "_mask")
+    }
     out_proj_before = model.layer.self_attn.out_proj.weight_orig.detach().clone()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     x, y = ids(32), torch.randint(0, 2, (32,))
@@ -160,8 +180,10 @@ def test_quantized_outputs_close_and_smaller(model, quantize_embeddings):
         ref, out = model(x), q(x)
     agree = (ref.argmax(1) == out.argmax(1)).float().mean().item()
     max_diff = (ref - out).abs().max().item()
-    print(f"quantize_embeddings={quantize_embeddings}: argmax agreement {agree:.3f}, "
-          f"max |logit diff| {max_diff:.4f}, size {size_on_disk_bytes(model)} -> {size_on_disk_bytes(q)}")
+    print(
+        f"quantize_embeddings={quantize_embeddings}: argmax agreement {agree:.3f}, "
+        f"max |logit diff| {max_diff:.4f}, size {size_on_disk_bytes(model)} -> {size_on_disk_bytes(q)}"
+    )
     assert agree >= 0.95
     assert max_diff < 0.1
     ratio = size_on_disk_bytes(model) / size_on_disk_bytes(q)

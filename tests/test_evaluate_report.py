@@ -20,7 +20,7 @@ def test_paired_comparison_counts_discordant_examples_and_tests_them():
     b_better = _outcomes([True] * 10 + [True] * 10 + [True] * 80)
     row = paired_comparison(a, b_better, "finetuned", "hardened").iloc[0]
     assert row.only_hardened_right == 10 and row.only_finetuned_right == 0
-    assert row.p_value == pytest.approx(2 * 0.5 ** 10)  # exact two-sided binomial on 10 discordant examples
+    assert row.p_value == pytest.approx(2 * 0.5**10)  # exact two-sided binomial on 10 discordant examples
     assert paired_comparison(a, a, "x", "y").iloc[0].p_value == 1.0  # no discordant examples
 
 

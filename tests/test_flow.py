@@ -95,13 +95,22 @@ def project(tmp_path, monkeypatch, prefect_server):
     (root / "stages.py").write_text(STAGES_PY)
     (root / "dvc.yaml").write_text(DVC_YAML)
     (root / "input_two.txt").write_text("v1")
-    (root / "params.yaml").write_text(yaml.safe_dump({
-        "baseline": {"C": 4.0, "max_iter": 2000},
-        "tracking": {"uri": uri, "experiment": "flow-test"},
-        "flow": {"retries": 0, "retry_delay_seconds": 0, "stage_timeout_seconds": 120},
-    }, sort_keys=False))
-    for key, value in {"DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_TRACKING_URI": uri,
-                       "MLFLOW_ARTIFACTS_DESTINATION": str(tmp_path / "mlruns")}.items():
+    (root / "params.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "baseline": {"C": 4.0, "max_iter": 2000},
+                "tracking": {"uri": uri, "experiment": "flow-test"},
+                "flow": {"retries": 0, "retry_delay_seconds": 0, "stage_timeout_seconds": 120},
+            },
+            sort_keys=False,
+        )
+    )
+    for key, value in {
+        "DVC_NO_ANALYTICS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_TRACKING_URI": uri,
+        "MLFLOW_ARTIFACTS_DESTINATION": str(tmp_path / "mlruns"),
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("SORA_PARENT_RUN_ID", raising=False)
     monkeypatch.setattr(mlflow_utils, "_tracking_uri", mlflow_utils._tracking_uri)  # restored after the test
@@ -135,6 +144,7 @@ def _parent_run(uri: str, flow_run_id: str):
 
 # ------------------------------------------------------------------ fast unit checks (no Prefect, no DVC)
 
+
 def test_stage_selection_and_status():
     stages = ["ingest", "preprocess", "vocab", "baseline"]
     assert select_stages(stages, None) == stages
@@ -161,9 +171,17 @@ def test_stage_timeout_kills_the_process_group(tmp_path):
     import os
 
     start = time.monotonic()
-    out = run_streaming([sys.executable, "-c", "import sys, time; print('started', flush=True); "
-                         "sys.stderr.write('working\\n'); sys.stderr.flush(); time.sleep(60)"],
-                        dict(os.environ), timeout_s=1.5, log_path=tmp_path / "slow.log")
+    out = run_streaming(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; print('started', flush=True); "
+            "sys.stderr.write('working\\n'); sys.stderr.flush(); time.sleep(60)",
+        ],
+        dict(os.environ),
+        timeout_s=1.5,
+        log_path=tmp_path / "slow.log",
+    )
     assert out["timed_out"] and out["returncode"] != 0
     assert time.monotonic() - start < 15
     assert out["stdout_tail"] == "started" and out["stderr_tail"] == "working"
@@ -171,6 +189,7 @@ def test_stage_timeout_kills_the_process_group(tmp_path):
 
 
 # ------------------------------------------------------------------ flow on the tiny DVC project
+
 
 def test_run_skip_fail_resume(project):
     from prefect import get_client
@@ -186,8 +205,12 @@ def test_run_skip_fail_resume(project):
     assert parent.info.status == "FINISHED" and parent.data.tags["sora.status"] == "completed"
     assert parent.info.run_name.startswith("retrain ")
     with get_client(sync_client=True) as client:
-        keys = {a.key for a in client.read_artifacts(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[first["flow_run_id"]])))}
+        keys = {
+            a.key
+            for a in client.read_artifacts(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[first["flow_run_id"]]))
+            )
+        }
     assert {"retrain-stages", "retrain-evaluate-metrics"} <= keys
     assert not Path("params.yaml").read_text().startswith("# TEMPORARY")
 

@@ -5,11 +5,11 @@ import torch
 
 from sora.compression import make_permanent, sparsity_report
 from sora.config import TrainerParams
+from sora.data.vocab import Vocab
 from sora.training.data import TextDataModule
 from sora.training.modules import ClassifierModule
 from sora.training.pruning import GradualPruning, cubic_sparsity
 from sora.training.trainer import build_trainer
-from sora.data.vocab import Vocab
 from tests.test_training import MODEL, SPECIALS, synthetic
 
 
@@ -41,8 +41,15 @@ def test_gradual_pruning_cuts_during_training_and_reaches_target(tmp_path):
     module = ClassifierModule(len(vocab), vocab.pad_id, MODEL, lr=1e-3)
     callback = Recorder(0.7, cuts=3)
     dm = TextDataModule(train, val, vocab=vocab, max_len=MODEL.max_len, batch_size=8, seed=0)
-    build_trainer(TrainerParams(threads=1), 2, tmp_path, callbacks=[callback], enable_progress_bar=False,
-                  enable_checkpointing=False, limit_val_batches=0).fit(module, datamodule=dm)
+    build_trainer(
+        TrainerParams(threads=1),
+        2,
+        tmp_path,
+        callbacks=[callback],
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        limit_val_batches=0,
+    ).fit(module, datamodule=dm)
     distinct = sorted(set(callback.seen))
     assert len(distinct) == 3, callback.seen  # three cuts, each at a higher sparsity
     assert callback.seen.index(distinct[-1]) <= len(callback.seen) // 2 + 1  # all cuts in the first half

@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from sora.data.vocab import Vocab
 from sora.data.text import parse_cached
+from sora.data.vocab import Vocab
 from sora.inference import Predictor
 from sora.models.classifier import build_classifier
 
@@ -13,24 +13,32 @@ SPECIALS = ["<pad>", "<unk>", "<cls>", "<mask>"]
 
 def test_predictor_token_cache_encodes_like_the_uncached_path():
     texts = ["这部电影真的很好看！", "The plot was dull, the acting great.", "质量太差了 not worth it", ""]
-    vocab = Vocab.build([["这部", "电影", "好看", "the", "plot", "dull", "质量"]] * 2, SPECIALS, min_freq=1,
-                        max_size=100)
-    model = build_classifier(len(vocab), vocab.pad_id, {"d_model": 8, "n_heads": 2, "n_layers": 1, "ff_dim": 16,
-                                                         "max_len": 16}, 2)
+    vocab = Vocab.build(
+        [["这部", "电影", "好看", "the", "plot", "dull", "质量"]] * 2, SPECIALS, min_freq=1, max_size=100
+    )
+    model = build_classifier(
+        len(vocab), vocab.pad_id, {"d_model": 8, "n_heads": 2, "n_layers": 1, "ff_dim": 16, "max_len": 16}, 2
+    )
     plain = Predictor(model, vocab, 16).encode(texts)
     cached = Predictor(model, vocab, 16, cache_tokens=True)
     assert cached.encode(texts) == plain
     hits = parse_cached.cache_info().hits
     assert cached.encode(texts) == plain
     assert parse_cached.cache_info().hits == hits + len(texts)  # the second pass tokenised nothing
-    assert torch.allclose(torch.from_numpy(cached.predict_proba(texts)),
-                          torch.from_numpy(Predictor(model, vocab, 16).predict_proba(texts)))
+    assert torch.allclose(
+        torch.from_numpy(cached.predict_proba(texts)),
+        torch.from_numpy(Predictor(model, vocab, 16).predict_proba(texts)),
+    )
 
 
 def test_length_bucketed_batches_predict_like_one_text_at_a_time():
     vocab = Vocab.build([[f"w{i}" for i in range(50)]] * 2, SPECIALS, min_freq=1, max_size=100)
-    model = build_classifier(len(vocab), vocab.pad_id, {"d_model": 8, "n_heads": 2, "n_layers": 1, "ff_dim": 16,
-                                                         "max_len": 64, "dropout": 0.0}, 2)
+    model = build_classifier(
+        len(vocab),
+        vocab.pad_id,
+        {"d_model": 8, "n_heads": 2, "n_layers": 1, "ff_dim": 16, "max_len": 64, "dropout": 0.0},
+        2,
+    )
     generator = torch.Generator().manual_seed(0)
     lengths = [1, 64, 3, 5, 40, 2, 64, 7, 9, 1, 30, 12]
     ids = [torch.randint(4, len(vocab), (n,), generator=generator).tolist() for n in lengths]

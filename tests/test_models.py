@@ -16,8 +16,9 @@ def tiny_vocab() -> Vocab:
 
 
 def tiny_encoder(vocab: Vocab, dropout: float = 0.0) -> TransformerEncoder:
-    return TransformerEncoder(len(vocab), d_model=16, n_heads=2, n_layers=2, ff_dim=32, dropout=dropout,
-                              max_len=32, pad_id=vocab.pad_id)
+    return TransformerEncoder(
+        len(vocab), d_model=16, n_heads=2, n_layers=2, ff_dim=32, dropout=dropout, max_len=32, pad_id=vocab.pad_id
+    )
 
 
 def test_shapes_and_embed():

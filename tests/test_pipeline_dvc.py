@@ -4,7 +4,6 @@ import json
 
 import pandas as pd
 import yaml
-
 from fixtures import dvc, make_repo
 
 DATA_STAGES = ["ingest", "preprocess", "vocab", "baseline"]

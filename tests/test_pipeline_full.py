@@ -11,7 +11,6 @@ import time
 import pandas as pd
 import pytest
 import yaml
-
 from fixtures import dvc, make_repo, run
 
 TINY = {
@@ -24,8 +23,18 @@ TINY = {
     "prune": {"recovery_epochs": 1, "latency_batch": 16},
     "register": {"attack_accuracy_floor": 0.0},
 }
-STAGES = ["ingest", "preprocess", "vocab", "baseline", "pretrain", "finetune", "harden", "evaluate", "prune",
-          "register"]
+STAGES = [
+    "ingest",
+    "preprocess",
+    "vocab",
+    "baseline",
+    "pretrain",
+    "finetune",
+    "harden",
+    "evaluate",
+    "prune",
+    "register",
+]
 
 
 def mlflow_runs(repo):
@@ -47,13 +56,26 @@ def repo(tmp_path_factory):
 
 def test_outputs_metrics_and_plots(repo):
     finetune = json.loads((repo / "metrics/finetune.json").read_text())
-    for key in ("val_acc", "val_f1", "test_acc", "test_f1", "test_acc_zh", "test_acc_en", "baseline_test_acc_zh",
-                "epochs_to_best"):
+    for key in (
+        "val_acc",
+        "val_f1",
+        "test_acc",
+        "test_f1",
+        "test_acc_zh",
+        "test_acc_en",
+        "baseline_test_acc_zh",
+        "epochs_to_best",
+    ):
         assert key in finetune, key
     assert finetune["test_acc"] > 0.5
     evaluate = json.loads((repo / "metrics/evaluate.json").read_text())
-    assert {"finetuned_all_acc", "hardened_all_acc", "hardened_zh_ece", "finetuned_attack_greedy_en_acc",
-            "hardened_attack_all_perturbations_zh_acc"} <= set(evaluate)
+    assert {
+        "finetuned_all_acc",
+        "hardened_all_acc",
+        "hardened_zh_ece",
+        "finetuned_attack_greedy_en_acc",
+        "hardened_attack_all_perturbations_zh_acc",
+    } <= set(evaluate)
     prune = json.loads((repo / "metrics/prune.json").read_text())
     assert abs(prune["global_sparsity"] - 0.7) < 0.01
     assert prune["int8_size_ratio"] > 1.0  # tiny model: fixed overheads dominate; the real ratio is benchmarked
@@ -156,8 +178,14 @@ def test_ddp_two_processes_make_one_child_run(repo):
     params["finetune"]["max_epochs"] = 1
     (repo / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
     _, before = mlflow_runs(repo)
-    result = subprocess.run([sys.executable, "-m", "sora.stages.finetune"], cwd=repo, env=_stage_env(),
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "sora.stages.finetune"],
+        cwd=repo,
+        env=_stage_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in result.stderr + result.stdout
     _, after = mlflow_runs(repo)
@@ -167,8 +195,9 @@ def test_ddp_two_processes_make_one_child_run(repo):
 
 
 def _kill_when_checkpointed(cmd, repo, last):
-    proc = subprocess.Popen(cmd, cwd=repo, env=_stage_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=repo, env=_stage_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 240
     while not last.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)

@@ -8,16 +8,18 @@ def _raw(rows):
 
 
 def test_dedup_on_normalised_text_and_conflicts_dropped_with_reasons():
-    raw = _raw([
-        ("好看", 1, "zh", "s", "a:1"),
-        ("好看 ", 1, "zh", "s", "a:2"),          # duplicate after whitespace normalisation
-        ("ＧＯＯＤ movie", 1, "en", "s", "a:3"),
-        ("GOOD movie", 1, "en", "s", "a:4"),     # duplicate after full-width folding
-        ("一般般吧", 0, "zh", "s", "a:5"),
-        ("一般般吧", 1, "zh", "s", "a:6"),        # same text, other label -> conflict (both copies)
-        ("これは日本語です", 0, "zh", "s", "a:7"),  # not zh/en
-        ("x", 0, "en", "s", "a:8"),              # too short
-    ])
+    raw = _raw(
+        [
+            ("好看", 1, "zh", "s", "a:1"),
+            ("好看 ", 1, "zh", "s", "a:2"),  # duplicate after whitespace normalisation
+            ("ＧＯＯＤ movie", 1, "en", "s", "a:3"),
+            ("GOOD movie", 1, "en", "s", "a:4"),  # duplicate after full-width folding
+            ("一般般吧", 0, "zh", "s", "a:5"),
+            ("一般般吧", 1, "zh", "s", "a:6"),  # same text, other label -> conflict (both copies)
+            ("これは日本語です", 0, "zh", "s", "a:7"),  # not zh/en
+            ("x", 0, "en", "s", "a:8"),  # too short
+        ]
+    )
     cleaned = clean_labeled(raw, min_chars=2, max_chars=100)
     assert sorted(cleaned.rows["text"]) == ["GOOD movie", "好看"]
     reasons = cleaned.rejects.groupby("reason")["ref"].apply(sorted).to_dict()

@@ -8,12 +8,21 @@ from sora.config import ModelParams, TrainerParams
 from sora.data.vocab import Vocab
 from sora.training.data import TextDataModule
 from sora.training.modules import ClassifierModule, PretrainModule, build_classifier
-from sora.training.trainer import (build_trainer, checkpoint_callbacks, load_classifier,
-                                   load_classifier_state, load_pretrained_encoder_state, resume_path,
-                                   seed_and_threads)
+from sora.training.trainer import (
+    build_trainer,
+    checkpoint_callbacks,
+    load_classifier,
+    load_classifier_state,
+    load_pretrained_encoder_state,
+    resume_path,
+    seed_and_threads,
+)
 
 SPECIALS = ["<pad>", "<unk>", "<cls>", "<mask>", "<bos>", "<eos>"]
-FILLER = {"zh": ["我们", "今天", "电影", "东西", "觉得", "这个"], "en": ["we", "today", "movie", "thing", "think", "this"]}
+FILLER = {
+    "zh": ["我们", "今天", "电影", "东西", "觉得", "这个"],
+    "en": ["we", "today", "movie", "thing", "think", "this"],
+}
 CUE = {("zh", 0): "差", ("zh", 1): "好", ("en", 0): "bad", ("en", 1): "good"}
 K = 2  # filler words per example
 MODEL = ModelParams(d_model=32, n_heads=2, n_layers=1, ff_dim=64, dropout=0.0, max_len=16, decoder_layers=1)
@@ -53,9 +62,13 @@ def test_fit_checkpoint_roundtrip(data, tmp_path):
     seed_and_threads(params)
     module = make_module(vocab)
     ckpt_dir = tmp_path / "ckpt"
-    trainer = build_trainer(params, max_epochs=2, default_root_dir=tmp_path,
-                            callbacks=checkpoint_callbacks(ckpt_dir, "val_acc", "max", patience=2),
-                            enable_progress_bar=False)
+    trainer = build_trainer(
+        params,
+        max_epochs=2,
+        default_root_dir=tmp_path,
+        callbacks=checkpoint_callbacks(ckpt_dir, "val_acc", "max", patience=2),
+        enable_progress_bar=False,
+    )
     dm = make_dm(data)
     trainer.fit(module, datamodule=dm)
     m = trainer.callback_metrics
@@ -85,8 +98,13 @@ def test_fit_checkpoint_roundtrip(data, tmp_path):
     assert probs.shape == (32, 2) and torch.allclose(probs.sum(1), torch.ones(32))
 
     # Resuming from last.ckpt continues the run (Lightning's own loader copes with our checkpoint).
-    trainer = build_trainer(params, max_epochs=3, default_root_dir=tmp_path,
-                            callbacks=checkpoint_callbacks(ckpt_dir, "val_acc", "max"), enable_progress_bar=False)
+    trainer = build_trainer(
+        params,
+        max_epochs=3,
+        default_root_dir=tmp_path,
+        callbacks=checkpoint_callbacks(ckpt_dir, "val_acc", "max"),
+        enable_progress_bar=False,
+    )
     trainer.fit(make_module(vocab), datamodule=make_dm(data), ckpt_path=resume_path(ckpt_dir), weights_only=True)
     assert trainer.current_epoch == 3
 
@@ -96,8 +114,14 @@ def test_adversarial_fit(data, tmp_path, method):
     _, _, vocab = data
     seed_and_threads(TrainerParams(seed=0))
     module = make_module(vocab, adv_method=method, adv_epsilon=0.5, adv_steps=2, adv_step_size=0.3)
-    trainer = build_trainer(TrainerParams(), max_epochs=1, default_root_dir=tmp_path, enable_progress_bar=False,
-                            limit_train_batches=3, num_sanity_val_steps=0)
+    trainer = build_trainer(
+        TrainerParams(),
+        max_epochs=1,
+        default_root_dir=tmp_path,
+        enable_progress_bar=False,
+        limit_train_batches=3,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(module, datamodule=make_dm(data))
     assert torch.isfinite(trainer.callback_metrics["train_loss"])
 
@@ -105,11 +129,27 @@ def test_adversarial_fit(data, tmp_path, method):
 def test_pretrain_then_init_classifier(data, tmp_path):
     train, val, vocab = data
     seed_and_threads(TrainerParams(seed=0))
-    dm = TextDataModule(train, val, vocab=vocab, max_len=MODEL.max_len, batch_size=16, mode="denoise",
-                        mask_rate=0.2, delete_rate=0.05, span_rate=0.05, max_span=2, seed=0)
+    dm = TextDataModule(
+        train,
+        val,
+        vocab=vocab,
+        max_len=MODEL.max_len,
+        batch_size=16,
+        mode="denoise",
+        mask_rate=0.2,
+        delete_rate=0.05,
+        span_rate=0.05,
+        max_span=2,
+        seed=0,
+    )
     module = PretrainModule(len(vocab), vocab.pad_id, MODEL, lr=3e-3)
-    trainer = build_trainer(TrainerParams(), max_epochs=2, default_root_dir=tmp_path, enable_progress_bar=False,
-                            callbacks=checkpoint_callbacks(tmp_path / "pre", "val_loss", "min"))
+    trainer = build_trainer(
+        TrainerParams(),
+        max_epochs=2,
+        default_root_dir=tmp_path,
+        enable_progress_bar=False,
+        callbacks=checkpoint_callbacks(tmp_path / "pre", "val_loss", "min"),
+    )
     trainer.fit(module, datamodule=dm)
     m = trainer.callback_metrics
     assert {"train_loss", "val_loss", "val_token_acc"} <= set(m)
@@ -126,8 +166,9 @@ def test_ddp_spawn_two_processes(data, tmp_path):
     _, _, vocab = data
     params = TrainerParams(accelerator="cpu", devices=2, strategy="ddp_spawn", threads=1, seed=0)
     seed_and_threads(params)
-    trainer = build_trainer(params, max_epochs=1, default_root_dir=tmp_path, enable_progress_bar=False,
-                            num_sanity_val_steps=0)
+    trainer = build_trainer(
+        params, max_epochs=1, default_root_dir=tmp_path, enable_progress_bar=False, num_sanity_val_steps=0
+    )
     trainer.fit(make_module(vocab), datamodule=make_dm(data))
     assert "val_acc" in trainer.callback_metrics and "val_acc_zh" in trainer.callback_metrics
 

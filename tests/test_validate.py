@@ -37,7 +37,7 @@ CASES = {
     "misspelled.csv": (b"txt,label\nhello,1\n", "missing column 'text' (found 'txt': misspelled?"),
     "capitals.csv": (b"Text,Label\nhello,1\n", "(found 'Text': misspelled? names are case-sensitive)"),
     "semicolons.csv": (b"text;label\nhello;1\n", "header parsed as one column: .csv must be comma-separated"),
-    "broken.jsonl": (b"{bad\n{\"text\": 1,\n", "broken.jsonl:1: invalid JSON"),
+    "broken.jsonl": (b'{bad\n{"text": 1,\n', "broken.jsonl:1: invalid JSON"),
     "nolabel.csv": (b"text\nhello\n", "missing column 'label'"),
     "empty.csv": (b"", "file is empty"),
     "header.csv": (b"text,label\n", "header only"),
@@ -67,14 +67,15 @@ def test_row_problems_are_reported_with_row_numbers(tmp_path):
     big = "长" * 1_000_000
     path.write_text(
         "text,label\n"
-        "fine text,1\n"        # line 2 ok
-        "   ,0\n"              # line 3 whitespace-only text
-        "no label,\n"          # line 4 missing label
-        "float label,1.5\n"    # line 5
+        "fine text,1\n"  # line 2 ok
+        "   ,0\n"  # line 3 whitespace-only text
+        "no label,\n"  # line 4 missing label
+        "float label,1.5\n"  # line 5
         "word label,positive\n"  # line 6
-        "nan label,NaN\n"      # line 7
-        f"{big},0\n",          # line 8: 1 MB row
-        encoding="utf-8")
+        "nan label,NaN\n"  # line 7
+        f"{big},0\n",  # line 8: 1 MB row
+        encoding="utf-8",
+    )
     result = _validate(path)
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
@@ -97,8 +98,9 @@ def test_single_class_is_a_warning_not_a_failure(tmp_path):
 
 def test_jsonl_bad_lines_and_float_labels(tmp_path):
     path = tmp_path / "x.jsonl"
-    path.write_text('{"text": "good", "label": 1}\n{oops\n{"text": "bad", "label": 0.0}\n[1,2]\n'
-                    '{"text": "meh", "label": 0}\n')
+    path.write_text(
+        '{"text": "good", "label": 1}\n{oops\n{"text": "bad", "label": 0.0}\n[1,2]\n{"text": "meh", "label": 0}\n'
+    )
     result = _validate(path)
     assert result.exit_code == 1
     assert f"{path}:2: invalid JSON" in result.output

@@ -57,8 +57,13 @@ def _compress(t: torch.Tensor) -> dict:
     flat = t.detach().cpu().reshape(-1)
     nz = flat != 0
     bits = np.packbits(nz.numpy())
-    return {_SPARSE_TAG: True, "shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch."),
-            "mask": torch.from_numpy(bits), "values": flat[nz].clone()}
+    return {
+        _SPARSE_TAG: True,
+        "shape": list(t.shape),
+        "dtype": str(t.dtype).removeprefix("torch."),
+        "mask": torch.from_numpy(bits),
+        "values": flat[nz].clone(),
+    }
 
 
 def _decompress(entry: dict) -> torch.Tensor:
@@ -70,17 +75,23 @@ def _decompress(entry: dict) -> torch.Tensor:
     return out.reshape(shape)
 
 
-def save_sparse_state_dict(model: nn.Module | Mapping[str, Any], path: str | os.PathLike,
-                           min_zero_fraction: float = 0.5) -> None:
+def save_sparse_state_dict(
+    model: nn.Module | Mapping[str, Any], path: str | os.PathLike, min_zero_fraction: float = 0.5
+) -> None:
     """``torch.save`` a state dict in which every floating tensor with >= 2 dims and more than
     ``min_zero_fraction`` exact zeros is stored as a bit mask (1 bit/element) plus its non-zero values.
     At 70% sparsity that is ~0.125 + 0.3*4 bytes per element instead of 4 (~3x smaller). Other entries
     are stored unchanged. Read back with :func:`load_sparse_state_dict` (``weights_only`` safe)."""
     out = {}
     for key, value in _state_dict(model).items():
-        if (isinstance(value, torch.Tensor) and value.is_floating_point() and value.dim() >= 2
-                and not value.is_sparse and value.numel() > 0
-                and float((value == 0).sum()) / value.numel() > min_zero_fraction):
+        if (
+            isinstance(value, torch.Tensor)
+            and value.is_floating_point()
+            and value.dim() >= 2
+            and not value.is_sparse
+            and value.numel() > 0
+            and float((value == 0).sum()) / value.numel() > min_zero_fraction
+        ):
             out[key] = _compress(value)
         else:
             out[key] = value
@@ -118,8 +129,9 @@ class _Threads:
         return False
 
 
-def latency_p50_ms(fn: Callable[[Any], Any], example: Any, repeats: int = 50, warmup: int = 5,
-                   num_threads: int = 1) -> float:
+def latency_p50_ms(
+    fn: Callable[[Any], Any], example: Any, repeats: int = 50, warmup: int = 5, num_threads: int = 1
+) -> float:
     """Median wall time in milliseconds of ``fn(example)`` over ``repeats`` calls after ``warmup`` calls,
     under ``torch.inference_mode()`` with ``num_threads`` intra-op threads (restored afterwards).
     Pass e.g. ``model`` and a single-example batch ``ids[:1]``; wrap multi-argument calls in a lambda."""
@@ -146,8 +158,14 @@ def _batch_len(batch: Any) -> int:
     return len(batch)
 
 
-def throughput(fn: Callable[[Any], Any], batch: Any, repeats: int = 10, num_threads: int = 1,
-               warmup: int = 1, n_items: int | None = None) -> float:
+def throughput(
+    fn: Callable[[Any], Any],
+    batch: Any,
+    repeats: int = 10,
+    num_threads: int = 1,
+    warmup: int = 1,
+    n_items: int | None = None,
+) -> float:
     """Items per second of ``fn(batch)``: ``n_items`` / the median time of ``repeats`` calls after ``warmup``
     calls, under ``torch.inference_mode()`` with ``num_threads`` threads (restored afterwards). The median, not
     the mean: on a shared machine one call slowed by another process would otherwise move the figure (the

@@ -87,8 +87,11 @@ def prunable_parameters(model: nn.Module, include_embeddings: bool = True) -> li
         if p is None:
             continue
         if owners.get(id(p), 0) > 1:
-            warnings.warn(f"skipping tied parameter {type(module).__name__}.{name} "
-                          f"(shared by {owners[id(p)]} modules) from pruning", stacklevel=2)
+            warnings.warn(
+                f"skipping tied parameter {type(module).__name__}.{name} "
+                f"(shared by {owners[id(p)]} modules) from pruning",
+                stacklevel=2,
+            )
             continue
         out.append((module, name))
     return out
@@ -120,8 +123,9 @@ def _install_mha_sync_hooks(model: nn.Module) -> None:
                 _sync_out_proj_mask(module, None)  # refresh now, not only at the next forward
 
 
-def global_magnitude_prune(model: nn.Module, sparsity: float, include_embeddings: bool = True,
-                           normalize: bool = False) -> nn.Module:
+def global_magnitude_prune(
+    model: nn.Module, sparsity: float, include_embeddings: bool = True, normalize: bool = False
+) -> nn.Module:
     """Zero the globally smallest-|w| fraction ``sparsity`` of :func:`prunable_parameters` (one threshold
     across all of them, via ``torch.nn.utils.prune.global_unstructured`` with ``L1Unstructured``).
 
@@ -155,14 +159,16 @@ def global_magnitude_prune(model: nn.Module, sparsity: float, include_embeddings
             nz = w[w != 0]
             rms = nz.pow(2).mean().sqrt() if nz.numel() else w.new_tensor(1.0)
             scores[(m, n)] = w / rms.clamp(min=1e-12)
-    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, importance_scores=scores,
-                              amount=amount)
+    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, importance_scores=scores, amount=amount)
     _install_mha_sync_hooks(model)
     report = sparsity_report(model, include_embeddings)["per_parameter"]
     dead = [name for name, s in report.items() if s >= 1.0]
     if dead:
-        warnings.warn(f"global magnitude pruning removed every weight of {dead}; consider "
-                      "normalize=True or include_embeddings=False", stacklevel=2)
+        warnings.warn(
+            f"global magnitude pruning removed every weight of {dead}; consider "
+            "normalize=True or include_embeddings=False",
+            stacklevel=2,
+        )
     return detach_masked_weights(model)
 
 
@@ -193,8 +199,7 @@ def make_permanent(model: nn.Module) -> nn.Module:
         for key in _sync_hook_keys(module):
             del module._forward_pre_hooks[key]
     for module in model.modules():
-        names = [h._tensor_name for h in module._forward_pre_hooks.values()
-                 if isinstance(h, prune.BasePruningMethod)]
+        names = [h._tensor_name for h in module._forward_pre_hooks.values() if isinstance(h, prune.BasePruningMethod)]
         for name in names:
             prune.remove(module, name)
     return model

@@ -58,8 +58,7 @@ def quantize_dynamic_int8(model: nn.Module, quantize_embeddings: bool = True) ->
     (``float_qparams_weight_only_qconfig``). A copy that still carries pruning masks is made permanent
     first. The result is for CPU inference only (no autograd through quantised weights).
     """
-    from torch.ao.quantization import (default_dynamic_qconfig, float_qparams_weight_only_qconfig,
-                                       quantize_dynamic)
+    from torch.ao.quantization import default_dynamic_qconfig, float_qparams_weight_only_qconfig, quantize_dynamic
 
     work = copy.deepcopy(detach_masked_weights(model)).eval()
     if is_pruned(work):
@@ -88,9 +87,16 @@ def quantization_summary(model: nn.Module) -> dict:
     "float_numel": int, "float_bytes": int}``. Pass a quantised model; on a float model everything is
     listed as float.
     """
-    quantized = {name: m._get_name() for name, m in model.named_modules()
-                 if _is_quantized_module(m) and not name.endswith("_packed_params")}
+    quantized = {
+        name: m._get_name()
+        for name, m in model.named_modules()
+        if _is_quantized_module(m) and not name.endswith("_packed_params")
+    }
     floats = {name: p.numel() for name, p in model.named_parameters() if p.is_floating_point()}
     float_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if p.is_floating_point())
-    return {"quantized_modules": quantized, "float_parameters": floats,
-            "float_numel": sum(floats.values()), "float_bytes": float_bytes}
+    return {
+        "quantized_modules": quantized,
+        "float_parameters": floats,
+        "float_numel": sum(floats.values()),
+        "float_bytes": float_bytes,
+    }

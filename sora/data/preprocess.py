@@ -102,8 +102,9 @@ def add_tokens(frame: pd.DataFrame, progress=None) -> pd.DataFrame:
     return out
 
 
-def clean_unlabeled(raw: pd.DataFrame, min_chars: int, max_chars: int, exclude: set[str], limit: int,
-                    seed: int) -> pd.DataFrame:
+def clean_unlabeled(
+    raw: pd.DataFrame, min_chars: int, max_chars: int, exclude: set[str], limit: int, seed: int
+) -> pd.DataFrame:
     """Unlabeled pretraining text: normalised, zh/en only, within limits, deduplicated, never a text that is
     in the labeled val/test splits (`exclude`), capped at `limit` lines (seeded sample)."""
     df = raw.copy()

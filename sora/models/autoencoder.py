@@ -14,8 +14,15 @@ from torch import nn
 from sora.models.encoder import TransformerEncoder
 
 
-def corrupt(ids: list[int], mask_rate: float, delete_rate: float, span_rate: float, max_span: int,
-            mask_id: int, rng: random.Random) -> list[int]:
+def corrupt(
+    ids: list[int],
+    mask_rate: float,
+    delete_rate: float,
+    span_rate: float,
+    max_span: int,
+    mask_id: int,
+    rng: random.Random,
+) -> list[int]:
     """Noise one sequence. Per position (after CLS) one draw picks at most one action:
     span infilling (1..max_span tokens -> one mask) with prob span_rate, deletion with prob delete_rate,
     masking with prob mask_rate, otherwise the token is kept. Position 0 (CLS) is never touched."""
@@ -46,8 +53,9 @@ class DenoisingAutoencoder(nn.Module):
         super().__init__()
         self.encoder = encoder
         d = encoder.d_model
-        layer = nn.TransformerDecoderLayer(d, encoder.n_heads, encoder.ff_dim, dropout, activation="gelu",
-                                           batch_first=True, norm_first=True)
+        layer = nn.TransformerDecoderLayer(
+            d, encoder.n_heads, encoder.ff_dim, dropout, activation="gelu", batch_first=True, norm_first=True
+        )
         self.decoder = nn.TransformerDecoder(layer, n_decoder_layers)
         self.norm = nn.LayerNorm(d)
         self.drop = nn.Dropout(dropout)
@@ -69,13 +77,24 @@ class DenoisingAutoencoder(nn.Module):
         t = dec_in.size(1)
         x = self.drop(self.encoder.embed(dec_in) + self.encoder.pos(torch.arange(t, device=dec_in.device)))
         causal = torch.ones(t, t, dtype=torch.bool, device=dec_in.device).triu(1)  # True = may not attend
-        x = self.decoder(x, memory, tgt_mask=causal, tgt_is_causal=True,
-                         tgt_key_padding_mask=dec_in.eq(pad), memory_key_padding_mask=noisy_ids.eq(pad))
+        x = self.decoder(
+            x,
+            memory,
+            tgt_mask=causal,
+            tgt_is_causal=True,
+            tgt_key_padding_mask=dec_in.eq(pad),
+            memory_key_padding_mask=noisy_ids.eq(pad),
+        )
         return self.norm(x)
 
-    def loss_and_accuracy(self, noisy_ids: torch.Tensor, target_ids: torch.Tensor, pad_id: int,
-                          loss_fraction: float = 1.0, generator: torch.Generator | None = None,
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss_and_accuracy(
+        self,
+        noisy_ids: torch.Tensor,
+        target_ids: torch.Tensor,
+        pad_id: int,
+        loss_fraction: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-entropy and token accuracy over non-pad target tokens.
 
         The vocabulary projection dominates the cost (B*T*V), so with loss_fraction < 1 only a random share

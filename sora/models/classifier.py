@@ -21,16 +21,20 @@ def pad_ids(seqs: list[list[int]], pad_id: int) -> torch.Tensor:
 
 def plain_model_params(model_params: ModelParams | dict[str, Any]) -> dict[str, Any]:
     """ModelParams -> dict, validated, so checkpoint hparams and bundle configs hold only plain types."""
-    return ModelParams.model_validate(dict(model_params) if isinstance(model_params, dict) else
-                                      model_params.model_dump()).model_dump()
+    return ModelParams.model_validate(
+        dict(model_params) if isinstance(model_params, dict) else model_params.model_dump()
+    ).model_dump()
 
 
 def build_encoder(vocab_size: int, pad_id: int, model_params: ModelParams | dict[str, Any]) -> TransformerEncoder:
-    return TransformerEncoder.from_params(vocab_size, pad_id, ModelParams.model_validate(plain_model_params(model_params)))
+    return TransformerEncoder.from_params(
+        vocab_size, pad_id, ModelParams.model_validate(plain_model_params(model_params))
+    )
 
 
-def build_classifier(vocab_size: int, pad_id: int, model_params: ModelParams | dict[str, Any],
-                     num_classes: int) -> "Classifier":
+def build_classifier(
+    vocab_size: int, pad_id: int, model_params: ModelParams | dict[str, Any], num_classes: int
+) -> Classifier:
     p = plain_model_params(model_params)
     return Classifier(build_encoder(vocab_size, pad_id, p), num_classes, p["dropout"])
 

@@ -32,15 +32,23 @@ class EncoderLayer(nn.Module):
         """x (B,T,D); keep (B,1,1,T) bool, True = a real token that queries may attend to."""
         b, t, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
-        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=keep,
-                                              dropout_p=self.dropout if self.training else 0.0)
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=self.dropout if self.training else 0.0)
         x = x + self.drop(self.out(attn.transpose(1, 2).reshape(b, t, d)))
         return x + self.drop(self.ff2(self.drop(F.gelu(self.ff1(self.norm2(x))))))
 
 
 class TransformerEncoder(nn.Module):
-    def __init__(self, vocab_size: int, d_model: int, n_heads: int, n_layers: int, ff_dim: int,
-                 dropout: float, max_len: int, pad_id: int):
+    def __init__(
+        self,
+        vocab_size: int,
+        d_model: int,
+        n_heads: int,
+        n_layers: int,
+        ff_dim: int,
+        dropout: float,
+        max_len: int,
+        pad_id: int,
+    ):
         super().__init__()
         # Kept as attributes so the decoder and the adversarial code can size themselves from the encoder.
         self.vocab_size, self.d_model, self.n_heads, self.ff_dim = vocab_size, d_model, n_heads, ff_dim
@@ -58,7 +66,7 @@ class TransformerEncoder(nn.Module):
             self.tok.weight[pad_id].zero_()
 
     @classmethod
-    def from_params(cls, vocab_size: int, pad_id: int, model_params: ModelParams) -> "TransformerEncoder":
+    def from_params(cls, vocab_size: int, pad_id: int, model_params: ModelParams) -> TransformerEncoder:
         p = model_params
         return cls(vocab_size, p.d_model, p.n_heads, p.n_layers, p.ff_dim, p.dropout, p.max_len, pad_id)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from sora.config import ConfigError, Params, load_params
 from sora.data.sources import DataError
@@ -29,8 +29,14 @@ def main(stage: Callable[[Params], None]) -> None:
 def progress():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    transient=False, refresh_per_second=2)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+        refresh_per_second=2,
+    )
 
 
 def require(*paths: Path) -> None:

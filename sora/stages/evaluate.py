@@ -27,16 +27,26 @@ def load_predictor(ckpt: Path, vocab, batch_size: int):
     return Predictor(model, vocab, hp["model_params"]["max_len"], batch_size, cache_tokens=True)
 
 
-def robustness_table(predictor, test: pd.DataFrame, params: Params,
-                     progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def robustness_table(
+    predictor, test: pd.DataFrame, params: Params, progress: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The attack suite's table and each test example's outcome under every attack."""
     from sora.evaluation.attacks import run_suite
 
     e = params.evaluate
-    return run_suite(test["text"].tolist(), test["label"].tolist(), test["lang"].tolist(),
-                     predictor.predict_proba, budget=e.attack_budget, seed=e.attack_seed,
-                     include_greedy=True, max_greedy_examples=e.attack_max_examples, batch_size=e.batch_size,
-                     progress=progress, with_outcomes=True)
+    return run_suite(
+        test["text"].tolist(),
+        test["label"].tolist(),
+        test["lang"].tolist(),
+        predictor.predict_proba,
+        budget=e.attack_budget,
+        seed=e.attack_seed,
+        include_greedy=True,
+        max_greedy_examples=e.attack_max_examples,
+        batch_size=e.batch_size,
+        progress=progress,
+        with_outcomes=True,
+    )
 
 
 def assess(name: str, params: Params, threads: int, progress: bool) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
@@ -52,8 +62,14 @@ def assess(name: str, params: Params, threads: int, progress: bool) -> tuple[np.
     probs = predictor.predict_proba(test["text"].tolist(), test["lang"].tolist())
     print(f"evaluate: attacking the {name} model", flush=True)
     table, outcomes = robustness_table(predictor, test, params, progress)
-    clean = pd.DataFrame({"attack": "clean", "lang": test["lang"].to_numpy(), "example": np.arange(len(test)),
-                          "correct": probs.argmax(1) == test["label"].to_numpy()})
+    clean = pd.DataFrame(
+        {
+            "attack": "clean",
+            "lang": test["lang"].to_numpy(),
+            "example": np.arange(len(test)),
+            "correct": probs.argmax(1) == test["label"].to_numpy(),
+        }
+    )
     return probs, table.assign(model=name), pd.concat([clean, outcomes], ignore_index=True)
 
 
@@ -101,8 +117,7 @@ def evaluate(params: Params) -> tuple[dict, list[Path]]:
         robustness.append(table)
         for kind, frame in results[name]["curves"].items():
             write_csv(OUT / f"{kind}_{name}.csv", frame)
-        write_csv(OUT / f"confusion_{name}.csv",
-                  pd.DataFrame({"actual": labels, "predicted": probs.argmax(1)}))
+        write_csv(OUT / f"confusion_{name}.csv", pd.DataFrame({"actual": labels, "predicted": probs.argmax(1)}))
     robust = pd.concat(robustness, ignore_index=True)
     write_csv(OUT / "robustness.csv", robust)
     for name in MODELS_TO_COMPARE:
@@ -110,7 +125,8 @@ def evaluate(params: Params) -> tuple[dict, list[Path]]:
             worst = robust[(robust.model == name) & (robust.lang == lang) & (robust.attack == "all_perturbations")]
             if len(worst):
                 metrics[f"{name}_{lang}_drop_under_attack"] = round(
-                    metrics[f"{name}_{lang}_acc"] - float(worst["accuracy_under_attack"].iloc[0]), 5)
+                    metrics[f"{name}_{lang}_acc"] - float(worst["accuracy_under_attack"].iloc[0]), 5
+                )
     # Is the hardened model really better or worse under each attack, or within noise? (paired, same examples)
     paired = paired_comparison(outcomes["finetuned"], outcomes["hardened"], "finetuned", "hardened")
     write_csv(OUT / "paired.csv", paired)
@@ -123,8 +139,9 @@ def evaluate(params: Params) -> tuple[dict, list[Path]]:
 
 
 def run(params: Params) -> None:
-    with maybe_stage_run("evaluate", params, ("evaluate",),
-                         inputs=["data/processed", "models/finetune", "models/harden"]) as mlflow:
+    with maybe_stage_run(
+        "evaluate", params, ("evaluate",), inputs=["data/processed", "models/finetune", "models/harden"]
+    ) as mlflow:
         metrics, pngs = evaluate(params)
         mlflow.log_metrics(metrics)
         for png in pngs:

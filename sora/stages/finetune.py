@@ -11,8 +11,16 @@ from sora.config import Params
 from sora.data.sources import DataError
 from sora.io import read_json, write_json
 from sora.stages.common import METRICS, MODELS, PLOTS, PROCESSED, VOCAB, main, require
-from sora.stages.training import (ResumableFit, Timer, fingerprint, load_splits, load_vocab, log_final,
-                                  loggers, maybe_stage_run)
+from sora.stages.training import (
+    ResumableFit,
+    Timer,
+    fingerprint,
+    load_splits,
+    load_vocab,
+    log_final,
+    loggers,
+    maybe_stage_run,
+)
 from sora.tracking.runs import is_rank_zero
 
 ENCODER = MODELS / "pretrain" / "encoder.pt"
@@ -28,22 +36,47 @@ def epochs_to_best(curve: Path, monitor: str = "val_f1") -> int | None:
     return int(frame.loc[frame[monitor].idxmax(), "epoch"]) + 1
 
 
-def fit_classifier(params: Params, stage: str, module, vocab, train: pd.DataFrame, val: pd.DataFrame,
-                   test: pd.DataFrame, max_epochs: int, patience: int | None, fp_inputs: list[Path],
-                   mlflow=None, val_checks_per_epoch: int = 1) -> dict:
+def fit_classifier(
+    params: Params,
+    stage: str,
+    module,
+    vocab,
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    test: pd.DataFrame,
+    max_epochs: int,
+    patience: int | None,
+    fp_inputs: list[Path],
+    mlflow=None,
+    val_checks_per_epoch: int = 1,
+) -> dict:
     """Fit with best/last checkpoints (resumable), then val and test metrics of the best checkpoint.
     With val_checks_per_epoch > 1, best.ckpt is the best of that many points per epoch."""
     from sora.training.data import TextDataModule
     from sora.training.trainer import build_trainer, checkpoint_callbacks
 
     t = params.trainer
-    data = TextDataModule(train, val, test, vocab=vocab, max_len=params.model.max_len, batch_size=t.batch_size,
-                          num_workers=t.num_workers, mode="classify", seed=t.seed)
+    data = TextDataModule(
+        train,
+        val,
+        test,
+        vocab=vocab,
+        max_len=params.model.max_len,
+        batch_size=t.batch_size,
+        num_workers=t.num_workers,
+        mode="classify",
+        seed=t.seed,
+    )
     work = ResumableFit(stage)
     resume = work.prepare(fingerprint(params, ("model", "trainer", stage, "finetune"), fp_inputs))
-    trainer = build_trainer(t, max_epochs, work.dir,
-                            callbacks=checkpoint_callbacks(work.dir, "val_f1", "max", patience),
-                            logger=loggers(params, mlflow, stage), val_check_interval=1 / val_checks_per_epoch)
+    trainer = build_trainer(
+        t,
+        max_epochs,
+        work.dir,
+        callbacks=checkpoint_callbacks(work.dir, "val_f1", "max", patience),
+        logger=loggers(params, mlflow, stage),
+        val_check_interval=1 / val_checks_per_epoch,
+    )
     with Timer() as timer:
         trainer.fit(module, datamodule=data, ckpt_path=resume)
     metrics: dict[str, float] = {"train_seconds": round(timer.seconds, 1), "train_examples": len(train)}
@@ -105,8 +138,10 @@ def class_count(splits: dict[str, pd.DataFrame]) -> int:
     num_classes = int(max(s["label"].max() for s in splits.values())) + 1
     missing = sorted(set(range(num_classes)) - set(splits["train"]["label"].tolist()))
     if missing:
-        raise DataError(f"{PROCESSED / 'train.parquet'}: no examples of label(s) {missing}; labels must be "
-                        f"consecutive integers from 0 (the classifier gets max(label) + 1 = {num_classes} classes)")
+        raise DataError(
+            f"{PROCESSED / 'train.parquet'}: no examples of label(s) {missing}; labels must be "
+            f"consecutive integers from 0 (the classifier gets max(label) + 1 = {num_classes} classes)"
+        )
     return num_classes
 
 
@@ -119,8 +154,16 @@ def finetune(params: Params, mlflow=None) -> dict:
     splits = load_splits("train", "val", "test")
     vocab = load_vocab()
     num_classes = class_count(splits)
-    module = ClassifierModule(len(vocab), vocab.pad_id, params.model, num_classes=num_classes, lr=p.lr,
-                              weight_decay=p.weight_decay, token_dropout=p.token_dropout, unk_id=vocab.unk_id)
+    module = ClassifierModule(
+        len(vocab),
+        vocab.pad_id,
+        params.model,
+        num_classes=num_classes,
+        lr=p.lr,
+        weight_decay=p.weight_decay,
+        token_dropout=p.token_dropout,
+        unk_id=vocab.unk_id,
+    )
     inputs = [VOCAB, PROCESSED]
     if p.init == "pretrained":
         require(ENCODER)
@@ -131,14 +174,29 @@ def finetune(params: Params, mlflow=None) -> dict:
             raise DataError(f"{ENCODER} was pretrained with another vocabulary or model shape: rerun pretrain")
         module.load_encoder_state(state["state_dict"])
         inputs.append(ENCODER)
-    metrics = fit_classifier(params, "finetune", module, vocab, splits["train"], splits["val"], splits["test"],
-                             p.max_epochs, p.patience, inputs, mlflow)
+    metrics = fit_classifier(
+        params,
+        "finetune",
+        module,
+        vocab,
+        splits["train"],
+        splits["val"],
+        splits["test"],
+        p.max_epochs,
+        p.patience,
+        inputs,
+        mlflow,
+    )
     return report("finetune", {**metrics, "init_pretrained": int(p.init == "pretrained")})
 
 
 def run(params: Params) -> None:
-    with maybe_stage_run("finetune", params, ("model", "trainer", "finetune"),
-                         inputs=["data/processed", "data/vocab.json", "models/pretrain"]) as mlflow:
+    with maybe_stage_run(
+        "finetune",
+        params,
+        ("model", "trainer", "finetune"),
+        inputs=["data/processed", "data/vocab.json", "models/pretrain"],
+    ) as mlflow:
         log_final(mlflow, finetune(params, mlflow))
         if mlflow is not None:
             mlflow.log_artifact(str(VOCAB))

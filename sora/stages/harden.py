@@ -21,8 +21,9 @@ FINETUNED = MODELS / "finetune" / "best.ckpt"
 AUGMENT_SEED_OFFSET = 1_000_003  # keeps augmentation noise apart from evaluation's attack_seed
 
 
-def augment_with_attacks(train: pd.DataFrame, share: float, budget: float, seed: int,
-                         exclude: set[str] = frozenset()) -> pd.DataFrame:
+def augment_with_attacks(
+    train: pd.DataFrame, share: float, budget: float, seed: int, exclude: set[str] = frozenset()
+) -> pd.DataFrame:
     """Perturbed copies of a seeded `share` of the train rows, one random suite attack each, re-tokenised.
     A copy that equals an existing text (train, or `exclude`: val/test) is dropped, so no split leaks."""
     from sora.data.preprocess import add_tokens
@@ -57,25 +58,55 @@ def harden(params: Params, mlflow=None) -> dict:
     vocab = load_vocab()
     finetuned = load_checkpoint(FINETUNED)  # once: weights, hparams and optimizer state
     state, hp = classifier_state(finetuned)
-    module = ClassifierModule(len(vocab), vocab.pad_id, params.model, num_classes=hp["num_classes"], lr=h.lr,
-                              weight_decay=params.finetune.weight_decay, adv_method=h.method,
-                              adv_epsilon=h.epsilon, adv_steps=h.steps, adv_step_size=h.step_size,
-                              token_dropout=params.finetune.token_dropout, unk_id=vocab.unk_id,
-                              adv_token_budget=h.token_budget)
+    module = ClassifierModule(
+        len(vocab),
+        vocab.pad_id,
+        params.model,
+        num_classes=hp["num_classes"],
+        lr=h.lr,
+        weight_decay=params.finetune.weight_decay,
+        adv_method=h.method,
+        adv_epsilon=h.epsilon,
+        adv_steps=h.steps,
+        adv_step_size=h.step_size,
+        token_dropout=params.finetune.token_dropout,
+        unk_id=vocab.unk_id,
+        adv_token_budget=h.token_budget,
+    )
     module.model.load_state_dict(state)
     if h.continue_optimizer:  # finetune's Adam moments: a fresh Adam knocks the converged model off (warm_start)
         module.warm_optimizer_state = finetuned["optimizer_states"][0]
-    train = augment_with_attacks(splits["train"], h.noise_augment, params.evaluate.attack_budget,
-                                 params.evaluate.attack_seed + AUGMENT_SEED_OFFSET,
-                                 exclude=set(splits["val"]["text"]) | set(splits["test"]["text"]))
-    metrics = fit_classifier(params, "harden", module, vocab, train, splits["val"], splits["test"], h.max_epochs,
-                             None, [VOCAB, PROCESSED, FINETUNED], mlflow, h.val_checks_per_epoch)
+    train = augment_with_attacks(
+        splits["train"],
+        h.noise_augment,
+        params.evaluate.attack_budget,
+        params.evaluate.attack_seed + AUGMENT_SEED_OFFSET,
+        exclude=set(splits["val"]["text"]) | set(splits["test"]["text"]),
+    )
+    metrics = fit_classifier(
+        params,
+        "harden",
+        module,
+        vocab,
+        train,
+        splits["val"],
+        splits["test"],
+        h.max_epochs,
+        None,
+        [VOCAB, PROCESSED, FINETUNED],
+        mlflow,
+        h.val_checks_per_epoch,
+    )
     return report("harden", metrics, label=f" ({h.method})")
 
 
 def run(params: Params) -> None:
-    with maybe_stage_run("harden", params, ("model", "trainer", "harden"),
-                         inputs=["data/processed", "data/vocab.json", "models/finetune"]) as mlflow:
+    with maybe_stage_run(
+        "harden",
+        params,
+        ("model", "trainer", "harden"),
+        inputs=["data/processed", "data/vocab.json", "models/finetune"],
+    ) as mlflow:
         log_final(mlflow, harden(params, mlflow))
 
 

@@ -32,8 +32,15 @@ def ingest(params: Params) -> dict:
         frame, ambiguous = sources.vader_sentiment(path, p.vader_min_abs_rating)
         labeled.append(frame)
         rejects.append(ambiguous)
-        manifest.append({"source": "vader-sentiment", **meta, "rows": len(frame), "rejected": len(ambiguous),
-                         "min_abs_rating": p.vader_min_abs_rating})
+        manifest.append(
+            {
+                "source": "vader-sentiment",
+                **meta,
+                "rows": len(frame),
+                "rejected": len(ambiguous),
+                "min_abs_rating": p.vader_min_abs_rating,
+            }
+        )
     if "peoples-daily" in p.sources:
         frame = sources.peoples_daily(snow_path)
         unlabeled.append(frame)
@@ -44,12 +51,24 @@ def ingest(params: Params) -> dict:
         for w in read.warnings:
             print(f"warning: {w}")
         labeled.append(read.rows)
-        bad = pd.DataFrame([{"text": None, "ref": f"{pr.file}:{pr.row}", "reason": "invalid_row", "detail": pr.message}
-                            for pr in read.problems], columns=["text", "ref", "reason", "detail"])
+        bad = pd.DataFrame(
+            [
+                {"text": None, "ref": f"{pr.file}:{pr.row}", "reason": "invalid_row", "detail": pr.message}
+                for pr in read.problems
+            ],
+            columns=["text", "ref", "reason", "detail"],
+        )
         bad["source"] = f"file:{user_file}"
         rejects.append(bad)
-        manifest.append({"source": f"file:{user_file}", "path": user_file, "sha256": sources.sha256_file(user_file),
-                         "rows": len(read.rows), "rejected": len(read.problems)})
+        manifest.append(
+            {
+                "source": f"file:{user_file}",
+                "path": user_file,
+                "sha256": sources.sha256_file(user_file),
+                "rows": len(read.rows),
+                "rejected": len(read.problems),
+            }
+        )
     if p.unlabeled_globs:
         frame, files = sources.read_unlabeled_files(p.unlabeled_globs)
         unlabeled.append(frame)
@@ -59,10 +78,14 @@ def ingest(params: Params) -> dict:
         raise sources.DataError("params.yaml ingest: no labeled source enabled (sources and user_files are empty)")
     labeled_df = pd.concat(labeled, ignore_index=True)[["text", "label", "lang_hint", "source", "ref"]]
     unlabeled_df = pd.concat(unlabeled, ignore_index=True) if unlabeled else pd.DataFrame(columns=["text", "source"])
-    rejects_df = (pd.concat(rejects, ignore_index=True) if rejects
-                  else pd.DataFrame(columns=["text", "ref", "reason", "detail", "source"]))
+    rejects_df = (
+        pd.concat(rejects, ignore_index=True)
+        if rejects
+        else pd.DataFrame(columns=["text", "ref", "reason", "detail", "source"])
+    )
     rejects_df = rejects_df.reindex(columns=["text", "source", "ref", "reason", "detail"]).astype(
-        {"text": "string", "detail": "string"})
+        {"text": "string", "detail": "string"}
+    )
 
     # Everything was read: only now write, each file atomically.
     write_parquet(RAW / "labeled.parquet", labeled_df)

@@ -25,16 +25,24 @@ def preprocess(params: Params) -> dict:
     splits = stratified_split(rows, p.val_fraction, p.test_fraction, p.seed)
     for name, frame in splits.items():
         if frame.empty:
-            raise DataError(f"{RAW / 'labeled.parquet'}: only {len(rows)} usable rows, the {name} split would be "
-                            "empty; add data or change preprocess.val_fraction/test_fraction")
+            raise DataError(
+                f"{RAW / 'labeled.parquet'}: only {len(rows)} usable rows, the {name} split would be "
+                "empty; add data or change preprocess.val_fraction/test_fraction"
+            )
     eval_texts = set(splits["val"]["text"]) | set(splits["test"]["text"])
-    unlabeled = clean_unlabeled(pd.read_parquet(RAW / "unlabeled.parquet"), p.min_chars, p.max_chars,
-                                exclude=eval_texts, limit=p.max_unlabeled, seed=p.seed)
+    unlabeled = clean_unlabeled(
+        pd.read_parquet(RAW / "unlabeled.parquet"),
+        p.min_chars,
+        p.max_chars,
+        exclude=eval_texts,
+        limit=p.max_unlabeled,
+        seed=p.seed,
+    )
 
     total = len(rows) + len(unlabeled)
     with progress() as bar:
         task = bar.add_task("tokenising (spaCy zh+jieba / en)", total=total)
-        step = lambda n: bar.advance(task, n)  # noqa: E731
+        step = lambda n: bar.advance(task, n)
         splits = {name: add_tokens(frame, step) for name, frame in splits.items()}
         unlabeled = add_tokens(unlabeled, step)
 
@@ -46,10 +54,14 @@ def preprocess(params: Params) -> dict:
     write_parquet(PROCESSED / "unlabeled.parquet", unlabeled)
     write_parquet(PROCESSED / "rejected.parquet", rejects.astype({"text": "string", "detail": "string"}))
 
-    metrics: dict[str, int] = {"rows_in": len(raw) + len(ingest_rejects),
-                               "rows_kept": len(rows), "rejected_total": len(rejects),
-                               "unlabeled_kept": len(unlabeled), "lang_mismatch": cleaned.lang_mismatch,
-                               "conflicting_texts": cleaned.conflicting_texts}
+    metrics: dict[str, int] = {
+        "rows_in": len(raw) + len(ingest_rejects),
+        "rows_kept": len(rows),
+        "rejected_total": len(rejects),
+        "unlabeled_kept": len(unlabeled),
+        "lang_mismatch": cleaned.lang_mismatch,
+        "conflicting_texts": cleaned.conflicting_texts,
+    }
     for reason, n in rejects["reason"].value_counts().items():
         metrics[f"rejected_{_key(reason)}"] = int(n)
     for lang, n in rows["lang"].value_counts().items():
@@ -60,8 +72,10 @@ def preprocess(params: Params) -> dict:
         for lang, n in splits[name]["lang"].value_counts().items():
             metrics[f"split_{name}_{lang}"] = int(n)
     write_json(METRICS / "preprocess.json", metrics)
-    print(f"preprocess: kept {len(rows)} labeled texts ({metrics.get('lang_zh', 0)} zh, {metrics.get('lang_en', 0)} en), "
-          f"rejected {len(rejects)}, unlabeled {len(unlabeled)}")
+    print(
+        f"preprocess: kept {len(rows)} labeled texts ({metrics.get('lang_zh', 0)} zh, {metrics.get('lang_en', 0)} en), "
+        f"rejected {len(rejects)}, unlabeled {len(unlabeled)}"
+    )
     return metrics
 
 

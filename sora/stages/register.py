@@ -15,8 +15,19 @@ from sora.stages.common import METRICS, MODELS, main, require
 from sora.tracking.runs import dvc_hashes, git_commit, stage_run
 
 BUNDLE = MODELS / "prune"
-PIP_PACKAGES = ("torch", "numpy", "pandas", "spacy", "jieba", "scikit-learn", "pyyaml", "pydantic",
-                "torchmetrics", "lightning", "mlflow")
+PIP_PACKAGES = (
+    "torch",
+    "numpy",
+    "pandas",
+    "spacy",
+    "jieba",
+    "scikit-learn",
+    "pyyaml",
+    "pydantic",
+    "torchmetrics",
+    "lightning",
+    "mlflow",
+)
 EXAMPLE = ["这本书写得很好，推荐！", "The plot was dull and far too long."]
 
 
@@ -52,35 +63,52 @@ def register(params: Params, mlflow) -> dict:
     require(BUNDLE / "weights.pt", METRICS / "prune.json")
     prune_metrics = read_json(METRICS / "prune.json")
     variant = r.variant
-    candidate = {"test_f1": float(prune_metrics[f"{variant}_test_f1"]),
-                 "test_acc": float(prune_metrics[f"{variant}_test_acc"]),
-                 "attack_acc": float(prune_metrics[f"{variant}_attack_acc"])}
+    candidate = {
+        "test_f1": float(prune_metrics[f"{variant}_test_f1"]),
+        "test_acc": float(prune_metrics[f"{variant}_test_acc"]),
+        "attack_acc": float(prune_metrics[f"{variant}_attack_acc"]),
+    }
     example = pd.DataFrame({"text": EXAMPLE})
     signature = infer_signature(example, load_bundle(BUNDLE).predict_frame(EXAMPLE))
     info = mlflow.pyfunc.log_model(
-        name="model", python_model=SoraModel(), artifacts={"bundle": str(BUNDLE)},
+        name="model",
+        python_model=SoraModel(),
+        artifacts={"bundle": str(BUNDLE)},
         code_paths=[os.path.join(os.path.dirname(__file__), os.pardir)],
-        signature=signature, input_example=example, pip_requirements=pip_requirements(),
-        registered_model_name=r.model_name)
+        signature=signature,
+        input_example=example,
+        pip_requirements=pip_requirements(),
+        registered_model_name=r.model_name,
+    )
     client = mlflow.MlflowClient()
     version = str(info.registered_model_version)
     champion_version, champion = champion_metrics(client, r.model_name)
     data_md5 = dvc_hashes(["data/processed"]).get("data/processed")
     if champion_version and champion is None:
-        decision = Decision(False, f"champion version {champion_version} carries no gate metrics (aliased by "
-                                   "hand?): compare and move the alias yourself")
+        decision = Decision(
+            False,
+            f"champion version {champion_version} carries no gate metrics (aliased by "
+            "hand?): compare and move the alias yourself",
+        )
     else:
         if champion and champion.get("data_md5") != data_md5:
             # Scores from another test split are not comparable: score the champion on this one.
             champion = {**champion, "test_f1": rescore_f1(f"models:/{r.model_name}/{champion_version}")}
-            print(f"register: champion v{champion_version} re-scored on the current test split: "
-                  f"macro-F1 {champion['test_f1']:.4f}")
+            print(
+                f"register: champion v{champion_version} re-scored on the current test split: "
+                f"macro-F1 {champion['test_f1']:.4f}"
+            )
         decision = decide(candidate, champion, r.f1_tolerance, r.attack_accuracy_floor)
 
-    lineage = {"sora.test_f1": candidate["test_f1"], "sora.test_acc": candidate["test_acc"],
-               "sora.attack_acc": candidate["attack_acc"], "sora.variant": variant,
-               "sora.run_id": mlflow.active_run().info.run_id, "sora.promoted": str(decision.promote),
-               "sora.decision": decision.reason}
+    lineage = {
+        "sora.test_f1": candidate["test_f1"],
+        "sora.test_acc": candidate["test_acc"],
+        "sora.attack_acc": candidate["attack_acc"],
+        "sora.variant": variant,
+        "sora.run_id": mlflow.active_run().info.run_id,
+        "sora.promoted": str(decision.promote),
+        "sora.decision": decision.reason,
+    }
     if commit := git_commit():
         lineage["git.commit"] = commit
     for path, md5 in dvc_hashes(["data/processed", "data/vocab.json", "models/prune"]).items():
@@ -91,14 +119,19 @@ def register(params: Params, mlflow) -> dict:
     if decision.promote:
         client.set_registered_model_alias(r.model_name, "champion", version)
     champion_after = version if decision.promote else champion_version
-    result = {"version": int(version), "promoted": int(decision.promote), "reason": decision.reason,
-              "champion_version": int(champion_after) if champion_after else None,
-              "previous_champion_version": int(champion_version) if champion_version else None,
-              **{f"candidate_{k}": v for k, v in candidate.items()},
-              **({f"champion_{k}": v for k, v in champion.items() if k != "data_md5"} if champion else {})}
+    result = {
+        "version": int(version),
+        "promoted": int(decision.promote),
+        "reason": decision.reason,
+        "champion_version": int(champion_after) if champion_after else None,
+        "previous_champion_version": int(champion_version) if champion_version else None,
+        **{f"candidate_{k}": v for k, v in candidate.items()},
+        **({f"champion_{k}": v for k, v in champion.items() if k != "data_md5"} if champion else {}),
+    }
     mlflow.log_dict(result, "register_decision.json")
-    mlflow.set_tags({"sora.decision": "promoted" if decision.promote else "kept champion",
-                     "sora.decision_reason": decision.reason})
+    mlflow.set_tags(
+        {"sora.decision": "promoted" if decision.promote else "kept champion", "sora.decision_reason": decision.reason}
+    )
     mlflow.log_metrics({"promoted": int(decision.promote), "version": int(version)})
     write_json(METRICS / "register.json", result)
     verdict = "PROMOTED to champion" if decision.promote else "stays candidate"

@@ -41,8 +41,9 @@ def maybe_stage_run(stage: str, params: Params, blocks: tuple[str, ...], inputs:
 def log_final(mlflow_module, metrics: dict) -> None:
     """The stage's summary numbers as `final_*` metrics of its run (rank zero only: mlflow is None elsewhere)."""
     if mlflow_module is not None:
-        mlflow_module.log_metrics({f"final_{k}": v for k, v in metrics.items()
-                                   if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        mlflow_module.log_metrics(
+            {f"final_{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        )
 
 
 def loggers(params: Params, mlflow_module, stage: str) -> list:
@@ -52,8 +53,15 @@ def loggers(params: Params, mlflow_module, stage: str) -> list:
     out: list = [EpochCSV(PLOTS / f"{stage}.csv", WORK / stage / "epochs.csv")]
     if mlflow_module is not None:
         run_id = mlflow_module.active_run().info.run_id
-        out.insert(0, MLFlowLogger(experiment_name=params.tracking.experiment, tracking_uri=tracking_uri(params),
-                                   run_id=run_id, log_model=False))
+        out.insert(
+            0,
+            MLFlowLogger(
+                experiment_name=params.tracking.experiment,
+                tracking_uri=tracking_uri(params),
+                run_id=run_id,
+                log_model=False,
+            ),
+        )
     return out
 
 
@@ -109,8 +117,9 @@ class EpochCSV(Logger):
 
 def fingerprint(params: Params, blocks: tuple[str, ...], inputs: list[Path]) -> str:
     """Hash of the params blocks and input files a fit depends on: resume only when it is unchanged."""
-    h = hashlib.sha256(json.dumps(params.model_dump(by_alias=True, include=set(blocks)), sort_keys=True,
-                                  default=str).encode())
+    h = hashlib.sha256(
+        json.dumps(params.model_dump(by_alias=True, include=set(blocks)), sort_keys=True, default=str).encode()
+    )
     for path in inputs:
         for f in sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file()):
             h.update(f.name.encode())

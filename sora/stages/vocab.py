@@ -24,7 +24,9 @@ def build_vocab(params: Params) -> dict:
                 metrics[f"{split}_{lang}_{key}"] = round(value, 5)
     vocab.save(VOCAB)
     write_json(METRICS / "vocab.json", metrics)
-    print(f"vocab: {len(vocab)} tokens; test OOV zh {metrics.get('test_zh_oov_rate')}, en {metrics.get('test_en_oov_rate')}")
+    print(
+        f"vocab: {len(vocab)} tokens; test OOV zh {metrics.get('test_zh_oov_rate')}, en {metrics.get('test_en_oov_rate')}"
+    )
     return metrics
 
 

@@ -11,8 +11,9 @@ class Decision:
     reason: str
 
 
-def decide(candidate: dict[str, float], champion: dict[str, float] | None, f1_tolerance: float,
-           attack_floor: float) -> Decision:
+def decide(
+    candidate: dict[str, float], champion: dict[str, float] | None, f1_tolerance: float, attack_floor: float
+) -> Decision:
     """Promote when the candidate's accuracy under attack clears the floor and its test macro-F1 is at
     least the champion's minus the tolerance (or there is no champion yet)."""
     f1, attack = candidate["test_f1"], candidate["attack_acc"]
@@ -22,10 +23,15 @@ def decide(candidate: dict[str, float], champion: dict[str, float] | None, f1_to
         return Decision(True, f"no champion yet; candidate test macro-F1 {f1:.4f}, under attack {attack:.4f}")
     needed = champion["test_f1"] - f1_tolerance
     if f1 < needed:
-        return Decision(False, f"test macro-F1 {f1:.4f} < champion's {champion['test_f1']:.4f} - tolerance "
-                               f"{f1_tolerance} = {needed:.4f}")
-    return Decision(True, f"test macro-F1 {f1:.4f} >= champion's {champion['test_f1']:.4f} - tolerance "
-                          f"{f1_tolerance}; under attack {attack:.4f} >= floor {attack_floor:.4f}")
+        return Decision(
+            False,
+            f"test macro-F1 {f1:.4f} < champion's {champion['test_f1']:.4f} - tolerance {f1_tolerance} = {needed:.4f}",
+        )
+    return Decision(
+        True,
+        f"test macro-F1 {f1:.4f} >= champion's {champion['test_f1']:.4f} - tolerance "
+        f"{f1_tolerance}; under attack {attack:.4f} >= floor {attack_floor:.4f}",
+    )
 
 
 def champion_metrics(client, name: str) -> tuple[str | None, dict[str, float] | None]:
@@ -44,5 +50,8 @@ def champion_metrics(client, name: str) -> tuple[str | None, dict[str, float] | 
     tags = version.tags
     if "sora.test_f1" not in tags:
         return version.version, None
-    return version.version, {"test_f1": float(tags["sora.test_f1"]), "attack_acc": float(tags["sora.attack_acc"]),
-                             "data_md5": tags.get("dvc.md5.data/processed")}
+    return version.version, {
+        "test_f1": float(tags["sora.test_f1"]),
+        "attack_acc": float(tags["sora.attack_acc"]),
+        "data_md5": tags.get("dvc.md5.data/processed"),
+    }

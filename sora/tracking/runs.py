@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sora.config import Params
 
@@ -35,15 +36,15 @@ def tracking_uri(params: Params, root: Path | None = None) -> str:
     """Relative sqlite paths resolve against the repo root so stages, flow and UI share one store."""
     uri = params.tracking.uri
     prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-        return prefix + str(((root or Path.cwd()) / uri[len(prefix):]).resolve())
+    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+        return prefix + str(((root or Path.cwd()) / uri[len(prefix) :]).resolve())
     return uri
 
 
 def sqlite_store(params: Params) -> Path | None:
     """The database file of a local sqlite tracking store (None for a server URI)."""
     uri = tracking_uri(params)
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
 def setup_mlflow(params: Params):
@@ -67,8 +68,9 @@ def setup_mlflow(params: Params):
 def git_dirty() -> bool | None:
     """True when tracked files differ from the commit (the commit alone does not reproduce the run)."""
     try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return bool(out.stdout.strip()) if out.returncode == 0 else None

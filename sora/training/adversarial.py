@@ -15,7 +15,7 @@ the model is trained on the result. An embedding ball never contains "this word 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -39,8 +39,12 @@ def _project(delta: torch.Tensor, epsilon: float) -> torch.Tensor:
     return delta * (epsilon / _norm(delta)).clamp(max=1.0)
 
 
-def _clean_gradient(model, ids: torch.Tensor, labels: torch.Tensor, loss_fn: LossFn,
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _clean_gradient(
+    model,
+    ids: torch.Tensor,
+    labels: torch.Tensor,
+    loss_fn: LossFn,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(embeddings, clean loss, dL/d embeddings); the graph is kept for the caller's backward."""
     emb = model.encoder.embed(ids)
     clean = loss_fn(model(ids, embeds=emb), labels)
@@ -48,8 +52,14 @@ def _clean_gradient(model, ids: torch.Tensor, labels: torch.Tensor, loss_fn: Los
     return emb, clean, g
 
 
-def fgm(model, ids: torch.Tensor, labels: torch.Tensor, loss_fn: LossFn = F.cross_entropy,
-        epsilon: float = 1.0, _clean: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def fgm(
+    model,
+    ids: torch.Tensor,
+    labels: torch.Tensor,
+    loss_fn: LossFn = F.cross_entropy,
+    epsilon: float = 1.0,
+    _clean: tuple | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Miyato et al. 2017: one step r = eps * g / ||g||; loss = clean + adversarial (r treated as constant)."""
     emb, clean, g = _clean or _clean_gradient(model, ids, labels, loss_fn)
     g = g * _keep(model, ids, g)
@@ -58,8 +68,15 @@ def fgm(model, ids: torch.Tensor, labels: torch.Tensor, loss_fn: LossFn = F.cros
     return clean + adv, delta
 
 
-def pgd(model, ids: torch.Tensor, labels: torch.Tensor, loss_fn: LossFn = F.cross_entropy,
-        epsilon: float = 1.0, steps: int = 3, step_size: float = 0.3) -> tuple[torch.Tensor, torch.Tensor]:
+def pgd(
+    model,
+    ids: torch.Tensor,
+    labels: torch.Tensor,
+    loss_fn: LossFn = F.cross_entropy,
+    epsilon: float = 1.0,
+    steps: int = 3,
+    step_size: float = 0.3,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Madry et al. 2018: `steps` normalised ascent steps, each projected onto the eps ball.
     The attack runs on detached embeddings; the final loss is clean + loss at the found perturbation."""
     emb = model.encoder.embed(ids)
@@ -78,8 +95,15 @@ def pgd(model, ids: torch.Tensor, labels: torch.Tensor, loss_fn: LossFn = F.cros
     return clean + adv, delta
 
 
-def freelb(model, ids: torch.Tensor, labels: torch.Tensor, loss_fn: LossFn = F.cross_entropy,
-           epsilon: float = 1.0, steps: int = 3, step_size: float = 0.3) -> tuple[torch.Tensor, torch.Tensor]:
+def freelb(
+    model,
+    ids: torch.Tensor,
+    labels: torch.Tensor,
+    loss_fn: LossFn = F.cross_entropy,
+    epsilon: float = 1.0,
+    steps: int = 3,
+    step_size: float = 0.3,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Zhu et al. 2020: random start inside the ball, K ascent steps; parameter gradients are accumulated
     over all K perturbed losses and averaged. Here that is (1/K) * sum_k loss_k in one graph, so one
     .backward() accumulates exactly what FreeLB's K backward passes would."""
@@ -101,8 +125,15 @@ def freelb(model, ids: torch.Tensor, labels: torch.Tensor, loss_fn: LossFn = F.c
     return total, delta.detach()
 
 
-def salient_unk(model, ids: torch.Tensor, labels: torch.Tensor, budget: float, unk_id: int,
-                loss_fn: LossFn = F.cross_entropy, _clean: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def salient_unk(
+    model,
+    ids: torch.Tensor,
+    labels: torch.Tensor,
+    budget: float,
+    unk_id: int,
+    loss_fn: LossFn = F.cross_entropy,
+    _clean: tuple | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Hide the max(1, floor(budget * n)) most salient of each example's n real tokens behind <unk> and return
     (loss on the result, the adversarial ids). Salience of token t is the first-order loss change of swapping
     it for <unk>: (e_unk - e_t) . dL/de_t (HotFlip, Ebrahimi et al. 2018), one gradient for the whole batch.
@@ -123,9 +154,18 @@ def salient_unk(model, ids: torch.Tensor, labels: torch.Tensor, budget: float, u
     return loss_fn(model(adv_ids), labels), adv_ids
 
 
-def adversarial_loss(method: str, model, ids: torch.Tensor, labels: torch.Tensor, epsilon: float = 1.0,
-                     steps: int = 3, step_size: float = 0.3, loss_fn: LossFn = F.cross_entropy,
-                     token_budget: float = 0.0, unk_id: int | None = None) -> torch.Tensor:
+def adversarial_loss(
+    method: str,
+    model,
+    ids: torch.Tensor,
+    labels: torch.Tensor,
+    epsilon: float = 1.0,
+    steps: int = 3,
+    step_size: float = 0.3,
+    loss_fn: LossFn = F.cross_entropy,
+    token_budget: float = 0.0,
+    unk_id: int | None = None,
+) -> torch.Tensor:
     """Training loss for `method` in METHODS; call .backward() on it once. "none" = plain clean loss.
     `token_budget` > 0 adds the discrete term `salient_unk` (needs `unk_id`) to any method's loss."""
     if token_budget > 0 and unk_id is None:

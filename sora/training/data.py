@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from sora.data.vocab import Vocab
 from sora.models.autoencoder import corrupt
-from sora.models.classifier import pad_ids  # noqa: F401  (re-exported for callers of this module)
+from sora.models.classifier import pad_ids
 
 LANG_IDS = {"zh": 0, "en": 1}
 
@@ -45,12 +45,22 @@ class DenoisingDataset(Dataset):
     """(noisy, target) pairs. The noise for item i depends only on (seed, epoch, i), so it changes every
     epoch but is reproducible whatever the worker count or shuffling; call set_epoch() each epoch."""
 
-    def __init__(self, frame: pd.DataFrame, vocab: Vocab, max_len: int, mask_rate: float = 0.15,
-                 delete_rate: float = 0.05, span_rate: float = 0.05, max_span: int = 3, seed: int = 0):
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        vocab: Vocab,
+        max_len: int,
+        mask_rate: float = 0.15,
+        delete_rate: float = 0.05,
+        span_rate: float = 0.05,
+        max_span: int = 3,
+        seed: int = 0,
+    ):
         encoded = (vocab.encode(list(toks), max_len) for toks in frame["tokens"])
         self.ids = [ids for ids in encoded if len(ids) >= 2]  # CLS alone has nothing to reconstruct
-        self.noise = dict(mask_rate=mask_rate, delete_rate=delete_rate, span_rate=span_rate,
-                          max_span=max_span, mask_id=vocab.mask_id)
+        self.noise = dict(
+            mask_rate=mask_rate, delete_rate=delete_rate, span_rate=span_rate, max_span=max_span, mask_id=vocab.mask_id
+        )
         self.seed, self.epoch = seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -86,8 +96,9 @@ class LengthBucketedBatches(Dataset):
     DataLoader(batch_size=None, shuffle=True) reorders batches every epoch and DDP's DistributedSampler
     splits whole batches across ranks."""
 
-    def __init__(self, dataset: Dataset, lengths: list[int], batch_size: int, collate, seed: int = 0,
-                 bucket_factor: int = 50):
+    def __init__(
+        self, dataset: Dataset, lengths: list[int], batch_size: int, collate, seed: int = 0, bucket_factor: int = 50
+    ):
         self.dataset, self.collate = dataset, collate
         order = list(range(len(lengths)))
         random.Random(seed).shuffle(order)
@@ -112,10 +123,23 @@ class TextDataModule(L.LightningDataModule):
     """mode='classify' -> batches {ids, label, lang_id}; mode='denoise' -> batches {noisy, target}.
     Loaders use plain shuffle=True for training: under DDP Lightning swaps in a DistributedSampler."""
 
-    def __init__(self, train: pd.DataFrame | None, val: pd.DataFrame | None = None,
-                 test: pd.DataFrame | None = None, *, vocab: Vocab, max_len: int, batch_size: int,
-                 num_workers: int = 0, mode: str = "classify", mask_rate: float = 0.15,
-                 delete_rate: float = 0.05, span_rate: float = 0.05, max_span: int = 3, seed: int = 0):
+    def __init__(
+        self,
+        train: pd.DataFrame | None,
+        val: pd.DataFrame | None = None,
+        test: pd.DataFrame | None = None,
+        *,
+        vocab: Vocab,
+        max_len: int,
+        batch_size: int,
+        num_workers: int = 0,
+        mode: str = "classify",
+        mask_rate: float = 0.15,
+        delete_rate: float = 0.05,
+        span_rate: float = 0.05,
+        max_span: int = 3,
+        seed: int = 0,
+    ):
         super().__init__()
         if mode not in ("classify", "denoise"):
             raise ValueError(f"mode must be 'classify' or 'denoise', got {mode!r}")
@@ -134,8 +158,7 @@ class TextDataModule(L.LightningDataModule):
                 self.datasets[split] = EncodedDataset(frame, self.vocab, self.max_len)
             else:
                 # Validation noise is fixed (epoch stays 0) so val_loss is comparable across epochs.
-                self.datasets[split] = DenoisingDataset(frame, self.vocab, self.max_len, seed=self.seed,
-                                                        **self.noise)
+                self.datasets[split] = DenoisingDataset(frame, self.vocab, self.max_len, seed=self.seed, **self.noise)
         return self.datasets[split]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
@@ -159,5 +182,10 @@ class TextDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         # Unbucketed: predictions must come back in the frame's row order.
         fn = _Collate(collate_batch if self.mode == "classify" else collate_denoise, self.vocab.pad_id)
-        return DataLoader(self._dataset("test"), batch_size=self.batch_size, shuffle=False,
-                          num_workers=self.num_workers, collate_fn=fn)
+        return DataLoader(
+            self._dataset("test"),
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=fn,
+        )

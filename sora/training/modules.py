@@ -53,15 +53,29 @@ def _warmup_linear(total_steps: float, warmup_ratio: float):
 class PretrainModule(L.LightningModule):
     """Denoising-autoencoder pretraining. Batches: {noisy, target} from TextDataModule(mode='denoise')."""
 
-    def __init__(self, vocab_size: int, pad_id: int, model_params: ModelParams | dict[str, Any], lr: float = 1e-3,
-                 loss_fraction: float = 1.0):
+    def __init__(
+        self,
+        vocab_size: int,
+        pad_id: int,
+        model_params: ModelParams | dict[str, Any],
+        lr: float = 1e-3,
+        loss_fraction: float = 1.0,
+    ):
         super().__init__()
         model_params = plain_model_params(model_params)
-        self.save_hyperparameters({"vocab_size": vocab_size, "pad_id": pad_id, "model_params": model_params,
-                                   "lr": lr, "loss_fraction": loss_fraction})
+        self.save_hyperparameters(
+            {
+                "vocab_size": vocab_size,
+                "pad_id": pad_id,
+                "model_params": model_params,
+                "lr": lr,
+                "loss_fraction": loss_fraction,
+            }
+        )
         encoder = build_encoder(vocab_size, pad_id, model_params)
-        self.autoencoder = DenoisingAutoencoder(encoder, vocab_size, model_params["decoder_layers"],
-                                                model_params["dropout"])
+        self.autoencoder = DenoisingAutoencoder(
+            encoder, vocab_size, model_params["decoder_layers"], model_params["dropout"]
+        )
 
     def encoder_state_dict(self) -> dict[str, torch.Tensor]:
         """What ClassifierModule.load_encoder_state expects."""
@@ -73,15 +87,26 @@ class PretrainModule(L.LightningModule):
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(self.current_epoch)
 
-    def _step(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None,
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.autoencoder.loss_and_accuracy(batch["noisy"], batch["target"], self.hparams.pad_id,
-                                                  self.hparams.get("loss_fraction", 1.0), generator)
+    def _step(
+        self,
+        batch: dict[str, torch.Tensor],
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.autoencoder.loss_and_accuracy(
+            batch["noisy"], batch["target"], self.hparams.pad_id, self.hparams.get("loss_fraction", 1.0), generator
+        )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, _ = self._step(batch)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True,
-                 batch_size=batch["target"].size(0))
+        self.log(
+            "train_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            sync_dist=True,
+            batch_size=batch["target"].size(0),
+        )
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -100,33 +125,63 @@ class ClassifierModule(L.LightningModule):
     """Fine-tuning / hardening. Batches: {ids, label, lang_id} from TextDataModule(mode='classify').
     Logs {stage}_acc, {stage}_f1 (macro) overall and per language (_zh, _en) for stage in val/test."""
 
-    def __init__(self, vocab_size: int, pad_id: int, model_params: ModelParams | dict[str, Any],
-                 num_classes: int = 2, lr: float = 1e-3, weight_decay: float = 0.01,
-                 adv_method: str = "none", adv_epsilon: float = 1.0, adv_steps: int = 3,
-                 adv_step_size: float = 0.3, warmup_ratio: float = 0.1, token_dropout: float = 0.0,
-                 unk_id: int = 1, adv_token_budget: float = 0.0):
+    def __init__(
+        self,
+        vocab_size: int,
+        pad_id: int,
+        model_params: ModelParams | dict[str, Any],
+        num_classes: int = 2,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        adv_method: str = "none",
+        adv_epsilon: float = 1.0,
+        adv_steps: int = 3,
+        adv_step_size: float = 0.3,
+        warmup_ratio: float = 0.1,
+        token_dropout: float = 0.0,
+        unk_id: int = 1,
+        adv_token_budget: float = 0.0,
+    ):
         super().__init__()
         if adv_method not in METHODS:
             raise ValueError(f"adv_method must be one of {METHODS}, got {adv_method!r}")
         model_params = plain_model_params(model_params)
-        self.save_hyperparameters({
-            "vocab_size": vocab_size, "pad_id": pad_id, "model_params": model_params, "num_classes": num_classes,
-            "lr": lr, "weight_decay": weight_decay, "adv_method": adv_method, "adv_epsilon": adv_epsilon,
-            "adv_steps": adv_steps, "adv_step_size": adv_step_size, "warmup_ratio": warmup_ratio,
-            "token_dropout": token_dropout, "unk_id": unk_id, "adv_token_budget": adv_token_budget,
-        })
+        self.save_hyperparameters(
+            {
+                "vocab_size": vocab_size,
+                "pad_id": pad_id,
+                "model_params": model_params,
+                "num_classes": num_classes,
+                "lr": lr,
+                "weight_decay": weight_decay,
+                "adv_method": adv_method,
+                "adv_epsilon": adv_epsilon,
+                "adv_steps": adv_steps,
+                "adv_step_size": adv_step_size,
+                "warmup_ratio": warmup_ratio,
+                "token_dropout": token_dropout,
+                "unk_id": unk_id,
+                "adv_token_budget": adv_token_budget,
+            }
+        )
         self.model = build_classifier(vocab_size, pad_id, model_params, num_classes)
         # Optimizer state to continue from (harden sets the finetune run's); not a hyperparameter: it is big.
         self.warm_optimizer_state: dict | None = None
         # One metric set per stage and slice; states are not persistent, so checkpoints stay weights-only.
-        self.metrics = nn.ModuleDict({
-            f"{stage}{suffix}": MetricCollection({
-                "acc": MulticlassAccuracy(num_classes, average="micro"),
-                "f1": MulticlassF1Score(num_classes, average="macro"),
-                "n": SumMetric(),  # examples seen, to skip a language absent from the split
-            }, compute_groups=False)
-            for stage in ("val", "test") for suffix in ("", "_zh", "_en")
-        })
+        self.metrics = nn.ModuleDict(
+            {
+                f"{stage}{suffix}": MetricCollection(
+                    {
+                        "acc": MulticlassAccuracy(num_classes, average="micro"),
+                        "f1": MulticlassF1Score(num_classes, average="macro"),
+                        "n": SumMetric(),  # examples seen, to skip a language absent from the split
+                    },
+                    compute_groups=False,
+                )
+                for stage in ("val", "test")
+                for suffix in ("", "_zh", "_en")
+            }
+        )
 
     def forward(self, ids: torch.Tensor, embeds: torch.Tensor | None = None) -> torch.Tensor:
         return self.model(ids, embeds)
@@ -144,25 +199,44 @@ class ClassifierModule(L.LightningModule):
             hide = torch.rand(ids.shape, device=ids.device) < h.token_dropout
             hide[:, 0] = False
             ids = ids.masked_fill(hide & ids.ne(h.pad_id), h.unk_id)
-        loss = adversarial_loss(h.adv_method, self.model, ids, batch["label"],
-                                h.adv_epsilon, h.adv_steps, h.adv_step_size,
-                                token_budget=h.get("adv_token_budget", 0.0), unk_id=h.unk_id)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True,
-                 batch_size=batch["ids"].size(0))
+        loss = adversarial_loss(
+            h.adv_method,
+            self.model,
+            ids,
+            batch["label"],
+            h.adv_epsilon,
+            h.adv_steps,
+            h.adv_step_size,
+            token_budget=h.get("adv_token_budget", 0.0),
+            unk_id=h.unk_id,
+        )
+        self.log(
+            "train_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            sync_dist=True,
+            batch_size=batch["ids"].size(0),
+        )
         return loss
 
     def _update(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
         logits = self.model(batch["ids"])
         labels, langs = batch["label"], batch["lang_id"]
-        for suffix, rows in (("", torch.ones_like(labels, dtype=torch.bool)),
-                             ("_zh", langs.eq(LANG_IDS["zh"])), ("_en", langs.eq(LANG_IDS["en"]))):
+        for suffix, rows in (
+            ("", torch.ones_like(labels, dtype=torch.bool)),
+            ("_zh", langs.eq(LANG_IDS["zh"])),
+            ("_en", langs.eq(LANG_IDS["en"])),
+        ):
             if rows.any():
                 m = self.metrics[stage + suffix]
                 m["acc"].update(logits[rows], labels[rows])
                 m["f1"].update(logits[rows], labels[rows])
                 m["n"].update(rows.sum().float())
-        self.log(f"{stage}_loss", F.cross_entropy(logits, labels), on_epoch=True, sync_dist=True,
-                 batch_size=labels.size(0))
+        self.log(
+            f"{stage}_loss", F.cross_entropy(logits, labels), on_epoch=True, sync_dist=True, batch_size=labels.size(0)
+        )
 
     def _log_epoch(self, stage: str) -> None:
         # compute() syncs across DDP ranks; every rank then sees the same counts and logs the same keys.
@@ -197,8 +271,10 @@ class ClassifierModule(L.LightningModule):
         for name, p in self.named_parameters():
             embedding = name.endswith(("tok.weight", "pos.weight"))
             (decay if p.ndim >= 2 and not embedding else no_decay).append(p)
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=self.hparams.lr)
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.hparams.lr,
+        )
         if self.warm_optimizer_state is not None:
             warm_start(opt, self.warm_optimizer_state, self.hparams.lr)
         factor = _warmup_linear(self.trainer.estimated_stepping_batches, self.hparams.warmup_ratio)

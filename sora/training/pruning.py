@@ -31,8 +31,12 @@ class GradualPruning(L.Callback):
     def _cut_to(self, module: L.LightningModule, cut: int) -> None:
         while self.done < cut:
             self.done += 1
-            global_magnitude_prune(module.model, cubic_sparsity(self.sparsity, self.done, self.cuts),
-                                   include_embeddings=self.include_embeddings, normalize=True)
+            global_magnitude_prune(
+                module.model,
+                cubic_sparsity(self.sparsity, self.done, self.cuts),
+                include_embeddings=self.include_embeddings,
+                normalize=True,
+            )
 
     def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch, batch_idx: int) -> None:
         half = max(1, int(trainer.estimated_stepping_batches) // 2)

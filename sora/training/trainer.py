@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from sora.config import TrainerParams
-from sora.models.classifier import Classifier
-from sora.models.classifier import build_classifier
+from sora.models.classifier import Classifier, build_classifier
 
 
 def seed_and_threads(trainer_params: TrainerParams) -> None:
@@ -21,9 +21,15 @@ def seed_and_threads(trainer_params: TrainerParams) -> None:
         torch.set_num_threads(trainer_params.threads)
 
 
-def build_trainer(trainer_params: TrainerParams, max_epochs: int, default_root_dir: str | Path,
-                  callbacks: Iterable[Callback] = (), logger: Any = False, enable_progress_bar: bool = True,
-                  **extra: Any) -> L.Trainer:
+def build_trainer(
+    trainer_params: TrainerParams,
+    max_epochs: int,
+    default_root_dir: str | Path,
+    callbacks: Iterable[Callback] = (),
+    logger: Any = False,
+    enable_progress_bar: bool = True,
+    **extra: Any,
+) -> L.Trainer:
     """L.Trainer from TrainerParams. `extra` goes straight to L.Trainer (e.g. limit_train_batches in tests)."""
     p = trainer_params
     return L.Trainer(
@@ -46,13 +52,22 @@ def build_trainer(trainer_params: TrainerParams, max_epochs: int, default_root_d
     )
 
 
-def checkpoint_callbacks(dirpath: str | Path, monitor: str, mode: str = "max",
-                         patience: int | None = None) -> list[Callback]:
+def checkpoint_callbacks(
+    dirpath: str | Path, monitor: str, mode: str = "max", patience: int | None = None
+) -> list[Callback]:
     """best.ckpt (top-1 on `monitor`) + last.ckpt in dirpath; EarlyStopping too when patience is given.
     Files are overwritten rather than versioned (best-v1.ckpt...) so stages always find the same names."""
-    callbacks: list[Callback] = [ModelCheckpoint(dirpath=str(dirpath), filename="best", monitor=monitor,
-                                                 mode=mode, save_top_k=1, save_last=True,
-                                                 enable_version_counter=False)]
+    callbacks: list[Callback] = [
+        ModelCheckpoint(
+            dirpath=str(dirpath),
+            filename="best",
+            monitor=monitor,
+            mode=mode,
+            save_top_k=1,
+            save_last=True,
+            enable_version_counter=False,
+        )
+    ]
     if patience is not None:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience))
     return callbacks
@@ -70,7 +85,7 @@ def load_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
 
 
 def _strip(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
 
 def classifier_state(ckpt: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
