@@ -11,7 +11,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup pipeline test test-all mlflow-ui prefect-ui clean
+.PHONY: setup pipeline test test-fast lint format mlflow-ui prefect-ui clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,11 +27,19 @@ setup: $(STAMP)
 pipeline: setup  ## run the whole pipeline through the Prefect flow on the built-in defaults
 	$(VENV)/bin/sora run
 
-test: setup  ## default test suite (excludes @slow)
+test: lint  ## the whole suite: unit tests and the slow integration tests (what CI runs)
 	$(PY) -m pytest -q
 
-test-all: setup  ## everything, including slow integration tests
-	$(PY) -m pytest -q -m "slow or not slow"
+test-fast: setup  ## unit tests only
+	$(PY) -m pytest -q -m "not slow"
+
+lint: setup  ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 mlflow-ui: setup
 	$(VENV)/bin/mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000 --workers 1

@@ -16,13 +16,9 @@ from __future__ import annotations
 import argparse
 import math
 import random
-import sys
 import time
 import zlib
 from itertools import accumulate
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 import torch.nn.functional as F
@@ -121,17 +117,20 @@ def accuracy_per_language(model, data, pad_id) -> dict[str, float]:
 
 def train_arm(arm: str, seed: int, bag_lr: float) -> dict:
     from sora.config import load_params
+    from sora.data.vocab import Vocab
     from sora.models.classifier import build_classifier
-    from sora.stages.training import load_splits, load_vocab
+    from sora.pipeline.entry import declared_args, read_frames
 
     params = load_params()
     p, batch_size = params.finetune, params.trainer.batch_size
     torch.manual_seed(seed)
     torch.set_num_threads(params.trainer.threads or torch.get_num_threads())
     rng = random.Random(seed)
-    vocab = load_vocab()
+    args = declared_args("finetune")  # the files the finetune stage reads
+    vocab = Vocab.load(args.vocab)
     splits = {
-        name: encode(frame, vocab, params.model.max_len) for name, frame in load_splits("train", "val", "test").items()
+        name: encode(frame, vocab, params.model.max_len)
+        for name, frame in read_frames(args, "train", "val", "test").items()
     }
     transformer = build_classifier(len(vocab), vocab.pad_id, params.model, 2) if arm != "bag" else None
     model = TransformerOnly(transformer) if arm == "transformer" else WideAndDeep(transformer, 2, params.model.dropout)
@@ -190,10 +189,11 @@ def main() -> None:
     parser.add_argument("--bag-lr", type=float, default=0.01, help="learning rate of the n-gram bag")
     args = parser.parse_args()
     from sora.io import read_json
+    from sora.pipeline.entry import declared_args
 
-    baseline = read_json("metrics/baseline.json")
+    baseline = read_json(declared_args("finetune").baseline)
     results = {arm: train_arm(arm, args.seed, args.bag_lr) for arm in args.arms}
-    results["baseline"] = {"test_acc_zh": baseline["zh_test_acc"], "test_acc_en": baseline["en_test_acc"]}
+    results["baseline"] = {f"test_acc_{lang}": baseline["test"][lang]["acc"] for lang in ("zh", "en")}
     keys = ["test_acc_zh", "test_acc_en", "val_acc_zh", "val_acc_en", "train_seconds", "parameters"]
     print(f"{'metric':14s}" + "".join(f"{arm:>13s}" for arm in results))
     for key in keys:

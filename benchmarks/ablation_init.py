@@ -1,5 +1,5 @@
 """Ablation on the same split and settings: finetune with `init=scratch` vs `init=pretrained`.
-Trains the missing arm(s) in-process (outputs under models/ablation-*, not the DVC stage outputs) and prints
+Trains each arm in-process (outputs under benchmarks/out/ablation-*, not the DVC stage outputs) and prints
 test accuracy per language and epochs to best side by side. Needs `dvc repro pretrain` first.
 
     python benchmarks/ablation_init.py [--arms scratch pretrained]
@@ -9,26 +9,27 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def train_arm(init: str) -> dict:
     import torch
 
     from sora.config import load_params
-    from sora.stages.finetune import ENCODER, fit_classifier, with_baseline
-    from sora.stages.training import load_splits, load_vocab
+    from sora.data.vocab import Vocab
+    from sora.io import read_json
+    from sora.pipeline.entry import declared_args, read_frames
+    from sora.training.classify import fit_and_score
+    from sora.training.fit import ResumableFit
     from sora.training.modules import ClassifierModule
     from sora.training.trainer import seed_and_threads
 
     params = load_params()
     p = params.finetune
     seed_and_threads(params.trainer)
-    splits = load_splits("train", "val", "test")
-    vocab = load_vocab()
+    args = declared_args("finetune")  # the same files the finetune stage reads
+    splits = read_frames(args, "train", "val", "test")
+    vocab = Vocab.load(args.vocab)
     module = ClassifierModule(
         len(vocab),
         vocab.pad_id,
@@ -40,16 +41,15 @@ def train_arm(init: str) -> dict:
         unk_id=vocab.unk_id,
     )
     if init == "pretrained":
-        module.load_encoder_state(torch.load(ENCODER, map_location="cpu", weights_only=True)["state_dict"])
-    stage = f"ablation-{init}"
-    metrics = fit_classifier(
-        params, stage, module, vocab, splits["train"], splits["val"], splits["test"], p.max_epochs, p.patience, [], None
-    )
-    shutil.rmtree(Path("models") / stage, ignore_errors=True)
-    curve = Path("plots", f"{stage}.csv")
-    if curve.exists():  # keep the stage outputs folder clean: the curve goes beside the other benchmark outputs
-        curve.replace(Path("benchmarks/out", curve.name))
-    return with_baseline(metrics)
+        encoder = torch.load(args.encoder / "encoder.pt", map_location="cpu", weights_only=True)
+        module.load_encoder_state(encoder["state_dict"])
+    out = Path("benchmarks/out") / f"ablation-{init}"
+    metrics, seconds = fit_and_score(
+        params, module, vocab, splits, p.max_epochs, p.patience, ResumableFit(out / "work"), f"ablation-{init}",
+        out / "model", out / "curve.csv", read_json(args.baseline), loggers=[],
+    )  # fmt: skip
+    shutil.rmtree(out / "model", ignore_errors=True)
+    return {**metrics, "train_seconds": round(seconds, 1)}
 
 
 def main() -> None:
@@ -58,20 +58,20 @@ def main() -> None:
     args = parser.parse_args()
     Path("benchmarks/out").mkdir(parents=True, exist_ok=True)
     results = {arm: train_arm(arm) for arm in args.arms}
-    keys = [
-        "test_acc_zh",
-        "test_acc_en",
-        "test_f1",
-        "val_f1",
-        "epochs_to_best",
-        "epochs_run",
-        "train_seconds",
-        "test_acc_zh_minus_baseline",
-        "test_acc_en_minus_baseline",
-    ]
+    rows = {
+        "test acc zh": lambda m: m["test"]["zh"]["acc"],
+        "test acc en": lambda m: m["test"]["en"]["acc"],
+        "test macro-F1": lambda m: m["test"]["all"]["f1"],
+        "val macro-F1": lambda m: m["val"]["all"]["f1"],
+        "epochs to best": lambda m: m["epochs"]["to_best"],
+        "epochs run": lambda m: m["epochs"]["run"],
+        "train seconds": lambda m: m["train_seconds"],
+        "zh minus baseline": lambda m: m["test_minus_baseline"]["zh"],
+        "en minus baseline": lambda m: m["test_minus_baseline"]["en"],
+    }
     print(f"{'metric':28s}" + "".join(f"{arm:>14s}" for arm in results))
-    for key in keys:
-        print(f"{key:28s}" + "".join(f"{results[arm].get(key, float('nan')):>14}" for arm in results))
+    for label, get in rows.items():
+        print(f"{label:28s}" + "".join(f"{get(results[arm]):>14}" for arm in results))
 
 
 if __name__ == "__main__":

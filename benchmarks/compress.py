@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def operator_profile(models: dict, base, batch, calls: int = 10):
@@ -77,12 +73,14 @@ def main() -> None:
         throughput,
     )
     from sora.inference import Predictor, load_bundle
+    from sora.pipeline.entry import declared_args
     from sora.training.trainer import load_classifier
 
     torch.set_num_threads(args.threads)
-    test = pd.read_parquet("data/processed/test.parquet")
-    fp32, hp = load_classifier("models/harden/best.ckpt")
-    bundle = load_bundle("models/prune", quantize=False)  # the pruned fp32 weights, whatever is registered
+    paths = declared_args("prune")  # the files the prune stage reads and writes
+    test = pd.read_parquet(paths.test)
+    fp32, hp = load_classifier(paths.hardened / "best.ckpt")
+    bundle = load_bundle(paths.out, quantize=False)  # the pruned fp32 weights, whatever is registered
     pruned = bundle.model
     int8 = quantize_dynamic_int8(pruned, quantize_embeddings=True)
     base = Predictor(fp32, bundle.vocab, hp["model_params"]["max_len"])
@@ -99,7 +97,9 @@ def main() -> None:
             {
                 "variant": name,
                 "size_MB": size / 2**20,
-                "p50_ms_1_text": latency_p50_ms(lambda ids: pred.predict_ids([ids]), one, num_threads=args.threads),
+                "p50_ms_1_text": latency_p50_ms(
+                    lambda ids, p=pred: p.predict_ids([ids]), one, num_threads=args.threads
+                ),
                 "texts/s_batch256": throughput(pred.predict_ids, batch, num_threads=args.threads, n_items=len(batch)),
                 "test_acc": float((preds[name] == labels).mean()),
                 "agree_fp32": float((preds[name] == preds["fp32"]).mean()),
@@ -114,7 +114,8 @@ def main() -> None:
     print("goals: sparsity >= 0.70 with <= 1 pt accuracy loss; int8 >= 2x throughput and >= 3x smaller")
     print(
         f"  accuracy loss pruned: {100 * (ref['test_acc'] - table.loc['pruned', 'test_acc']):.2f} pt; "
-        f"int8 throughput {table.loc['int8', 'throughput_x']:.2f}x; int8 size {table.loc['int8', 'size_x_smaller']:.2f}x"
+        f"int8 throughput {table.loc['int8', 'throughput_x']:.2f}x; "
+        f"int8 size {table.loc['int8', 'size_x_smaller']:.2f}x"
     )
 
     if args.profile:

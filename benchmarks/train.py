@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 class Throughput:
@@ -59,9 +55,9 @@ def main() -> None:
     import torch
 
     from sora.config import load_params
-    from sora.stages.pretrain import pretrain_corpus
-    from sora.stages.training import load_splits, load_vocab
-    from sora.training.data import TextDataModule
+    from sora.data.vocab import Vocab
+    from sora.pipeline.entry import declared_args, read_frames
+    from sora.training.data import TextDataModule, pretrain_corpus
     from sora.training.modules import ClassifierModule, PretrainModule
     from sora.training.trainer import build_trainer, seed_and_threads
 
@@ -79,10 +75,12 @@ def main() -> None:
     params = load_params(overrides=overrides)
     t, p = params.trainer, params.pretrain
     seed_and_threads(t)
-    vocab = load_vocab()
+    args = declared_args("pretrain")  # the files the pretrain stage reads
+    vocab = Vocab.load(args.vocab)
     rows = []
 
-    train, val = pretrain_corpus(params)
+    splits = read_frames(args, "train", "unlabeled")
+    train = pretrain_corpus(splits["train"], splits["unlabeled"], p.max_texts, t.seed)
     data = TextDataModule(
         train,
         None,
@@ -98,7 +96,6 @@ def main() -> None:
     module = PretrainModule(len(vocab), vocab.pad_id, params.model, lr=p.lr, loss_fraction=p.loss_fraction)
     rows.append(("pretrain (denoising AE)", module, data))
 
-    splits = load_splits("train")
     data = TextDataModule(
         splits["train"], None, vocab=vocab, max_len=params.model.max_len, batch_size=t.batch_size, mode="classify"
     )

@@ -1,81 +1,60 @@
-"""Prefect retrain flow: one task per DVC stage, each task a `dvc repro --single-item <stage>` subprocess.
+"""Prefect retrain flow: one task per DVC stage, or one DVC experiment when params are overridden.
 
-DVC stays the source of truth: dvc.lock and the DVC cache decide what is up to date, so a stage whose deps,
-params and outs did not change is skipped ("Stage 'x' didn't change, skipping"), and a run that failed at
-stage N resumes at stage N next time. The stage list is read from ./dvc.yaml (run from the repo root) in
-file order; `targets` selects those stages and everything before the last of them.
+DVC decides what is stale (dvc.lock and its cache): an unchanged stage is skipped, and a run that failed at
+stage N resumes at stage N next time. Overrides never touch params.yaml: they run as `dvc exp run --temp -S`,
+so each variant is listed by `dvc exp show` and a failed one leaves the workspace as it was.
 
-Guarantees:
-- never two `dvc repro` at once in one repo: each dvc call holds an exclusive flock on `.sora/repro.lock`,
-  and the whole flow run holds `.sora/flow.lock` so two flow runs cannot interleave (a manual run waits; a
-  scheduled deployment run skips with "skipped: previous run still in progress");
-- overrides ({"finetune": {"lr": 0.1}}) are validated with sora.config, written into params.yaml for the
-  run and the original file restored afterwards (also after a crash: see `_recover_override_backup`).
-  dvc.lock then records the override values, so the next plain run redoes the affected stages;
-- one MLflow parent run per flow run; every stage joins it through SORA_PARENT_RUN_ID and the parent is
-  terminated FINISHED or FAILED at the end;
-- a failing stage fails its task (message = its stderr tail), stops the flow, later stages do not run.
+One guard against overlapping runs: an exclusive lock on .sora/flow.lock, held for the whole flow run and
+released by the kernel when its holder dies (a killed run leaves no stale lock). A manual run waits for it;
+a scheduled deployment run returns "skipped" at once, so runs never queue up behind each other.
 """
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import json
 import os
-import queue
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import yaml
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.states import Completed
 
-from sora.io import write_text
-from sora.tracking.runs import flat_params
+from sora.config import load_params
+from sora.pipeline.spec import pipeline_stages
 
-DVC_FILE = Path("dvc.yaml")
-PARAMS_PATH = Path("params.yaml")
 STATE_DIR = Path(".sora")
-REPRO_LOCK = STATE_DIR / "repro.lock"
 FLOW_LOCK = STATE_DIR / "flow.lock"
-OVERRIDE_BACKUP = STATE_DIR / "params_override.json"
 LOG_DIR = STATE_DIR / "logs"
-EVALUATE_METRICS = Path("metrics/evaluate.json")
-REGISTER_DECISION = Path("metrics/register.json")
-INGEST_STAGE = "ingest"
+LOCK_FILE = Path("dvc.lock")
 TAIL_LINES = 30
 SKIP_MESSAGE = "skipped: previous run still in progress"
-DONE_STATUSES = ("ran", "skipped", "cached")
 
 
 class StageFailed(RuntimeError):
-    """A DVC stage exited non-zero (or timed out); the message carries its stderr tail."""
+    """A DVC command exited non-zero; the message carries the end of its output."""
 
 
-# --------------------------------------------------------------------------- helpers (no Prefect needed)
+class InputError(StageFailed):
+    """The stage rejected its input or config: rerunning it would fail the same way, so it is not retried."""
 
 
-def pipeline_stages(dvc_file: Path = DVC_FILE) -> list[str]:
-    """Stage names of dvc.yaml in file order."""
-    if not dvc_file.exists():
-        raise FileNotFoundError(f"{dvc_file.resolve()} not found: run the retrain flow from the repository root")
-    stages = (yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}).get("stages") or {}
-    if not stages:
-        raise ValueError(f"{dvc_file}: no stages defined")
-    return list(stages)
+def _worth_retrying(task, task_run, state) -> bool:
+    return not isinstance(state.result(raise_on_failure=False), InputError)
 
 
 def select_stages(all_stages: list[str], targets: list[str] | None) -> list[str]:
-    """All stages, or the targets plus their upstream ones: everything up to the last target in file order."""
+    """All stages, or the targets plus every stage before the last of them (dvc.yaml order)."""
     if not targets:
         return list(all_stages)
     unknown = [t for t in targets if t not in all_stages]
@@ -84,504 +63,187 @@ def select_stages(all_stages: list[str], targets: list[str] | None) -> list[str]
     return all_stages[: max(all_stages.index(t) for t in targets) + 1]
 
 
-def dvc_executable() -> list[str]:
-    """The `dvc` beside sys.executable (the venv's), else the one on PATH, else `python -m dvc`."""
-    beside = Path(sys.executable).parent / "dvc"
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("dvc")
-    return [found] if found else [sys.executable, "-m", "dvc"]
+def _env(parent_run_id: str | None) -> dict[str, str]:
+    from sora.tracking.runs import tracking_uri
 
-
-def stage_env(parent_run_id: str | None) -> dict[str, str]:
-    env = dict(os.environ)
-    env["DVC_NO_ANALYTICS"] = "1"
-    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    env["PYTHONUNBUFFERED"] = "1"
-    # stage cmds say `python -m ...`: make that the interpreter running this flow (the venv's)
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONUNBUFFERED": "1"}
+    # `python` in stage cmds is this interpreter; experiments run in a temp copy, so the store URI is absolute
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    if parent_run_id:
-        env["SORA_PARENT_RUN_ID"] = parent_run_id
-    return env
+    env["MLFLOW_TRACKING_URI"] = tracking_uri(load_params())
+    return env | ({"SORA_PARENT_RUN_ID": parent_run_id} if parent_run_id else {})
 
 
-@contextlib.contextmanager
-def file_lock(path: Path, wait: bool = True, on_wait: Callable[[str], None] | None = None) -> Iterator[bool]:
-    """Exclusive fcntl.flock on `path`. Yields True once held; with wait=False yields False if it is busy."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(path, "a+")
-    try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
-            if not wait:
-                yield False
-                return
-            if on_wait:
-                on_wait(holder)
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}\n")
-        fh.flush()
-        try:
-            yield True
-        finally:
-            fh.seek(0)
-            fh.truncate()
-            fcntl.flock(fh, fcntl.LOCK_UN)
-    finally:
-        fh.close()
+def _pump(proc: subprocess.Popen, log_path: Path, tail: deque[str], logger) -> None:
+    with open(log_path, "w", encoding="utf-8") as log:
+        for line in proc.stdout:
+            log.write(line)
+            shown = line.rstrip("\n").split("\r")[-1].rstrip()  # a progress bar's last frame
+            if shown:
+                tail.append(shown)
+                logger.info(shown[:1000])
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def run_streaming(
-    cmd: list[str], env: dict[str, str], timeout_s: float, log_path: Path, on_line: Callable[[str], None] | None = None
-) -> dict[str, Any]:
-    """Run cmd in its own process group; stream both pipes to log_path (and on_line); keep tails.
-    Kills the group on timeout or on any exception (e.g. a Prefect task timeout, Ctrl-C)."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    tails = {"stdout": deque(maxlen=TAIL_LINES), "stderr": deque(maxlen=TAIL_LINES)}
-    lines: queue.Queue = queue.Queue()
-    stdout_all: list[str] = []
+def run_dvc(args: list[str], parent_run_id: str | None, log_name: str, logger) -> None:
+    """`dvc ARGS` in its own process group, each output line to the Prefect log and .sora/logs/<log_name>.log.
+    The group is killed when this returns abnormally (task timeout, Ctrl-C), so no dvc child outlives it."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    logger.info("$ dvc " + " ".join(args))
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
     proc = subprocess.Popen(
-        cmd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-        bufsize=1,
-        start_new_session=True,
-    )
-
-    def pump(name: str, stream) -> None:
-        for line in iter(stream.readline, ""):
-            lines.put((name, line))
-        lines.put((name, None))
-
-    readers = [
-        threading.Thread(target=pump, args=(n, s), daemon=True)
-        for n, s in (("stdout", proc.stdout), ("stderr", proc.stderr))
-    ]
-    for r in readers:
-        r.start()
-    deadline = time.monotonic() + timeout_s
-    timed_out = False
+        [sys.executable, "-m", "dvc", *args], env=_env(parent_run_id), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True,
+    )  # fmt: skip
+    log = LOG_DIR / f"{log_name}.log"
+    reader = threading.Thread(target=_pump, args=(proc, log, tail, logger), daemon=True)
+    reader.start()
     try:
-        with open(log_path, "w", encoding="utf-8") as log:
-            open_streams = 2
-            while open_streams:
-                try:
-                    name, line = lines.get(timeout=max(0.05, min(1.0, deadline - time.monotonic())))
-                except queue.Empty:
-                    if time.monotonic() > deadline:
-                        timed_out = True
-                        _kill_group(proc)
-                    continue
-                if line is None:
-                    open_streams -= 1
-                    continue
-                log.write(line)
-                shown = line.rstrip("\n").split("\r")[-1].rstrip()  # last frame of a progress bar
-                if name == "stdout":
-                    stdout_all.append(line)
-                if shown:
-                    tails[name].append(shown)
-                    if on_line:
-                        on_line(shown[:1000])
-        rc = proc.wait()
-    finally:
-        _kill_group(proc)
-        for r in readers:
-            r.join(timeout=5)
-    return {
-        "returncode": rc,
-        "timed_out": timed_out,
-        "stdout": "".join(stdout_all),
-        "stdout_tail": "\n".join(tails["stdout"]),
-        "stderr_tail": "\n".join(tails["stderr"]),
-    }
-
-
-def stage_status(dvc_stdout: str) -> str:
-    """ran / cached (outputs restored from DVC's run cache) / skipped (up to date), from `dvc repro` output."""
-    if "is cached - skipping run" in dvc_stdout:
-        return "cached"
-    if "Running stage" in dvc_stdout:
-        return "ran"
-    return "skipped"  # "Stage 'x' didn't change, skipping"
-
-
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in overrides.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
-def _recover_override_backup(logger) -> None:
-    """A run killed while overrides were applied leaves params.yaml modified: put the original back,
-    unless someone has edited params.yaml since (then keep their file)."""
-    if not OVERRIDE_BACKUP.exists():
-        return
-    backup = json.loads(OVERRIDE_BACKUP.read_text(encoding="utf-8"))
-    current = PARAMS_PATH.read_text(encoding="utf-8") if PARAMS_PATH.exists() else None
-    if current == backup.get("written"):
-        if backup.get("original") is None:
-            PARAMS_PATH.unlink(missing_ok=True)
-        else:
-            write_text(PARAMS_PATH, backup["original"])
-        logger.warning("restored params.yaml left with overrides by an interrupted retrain run")
-    else:
-        logger.warning(f"stale {OVERRIDE_BACKUP} found but params.yaml was edited since: keeping params.yaml")
-    OVERRIDE_BACKUP.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def applied_overrides(overrides: dict[str, Any] | None, run_label: str) -> Iterator[Any]:
-    """Validate params.yaml (+ overrides) with sora.config; with overrides, write them into params.yaml for
-    the duration of the block and restore the original text afterwards. Yields the validated Params."""
-    from sora.config import ConfigError, load_params, parse_params
-
-    if not overrides:
-        yield load_params(PARAMS_PATH)
-        return
-    original = PARAMS_PATH.read_text(encoding="utf-8") if PARAMS_PATH.exists() else None
-    try:
-        data = (yaml.safe_load(original) if original else None) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{PARAMS_PATH}: not valid YAML: {err}") from None
-    merged = _merge(data, overrides)
-    params = parse_params(merged, f"{PARAMS_PATH} + overrides")  # raises before anything is written
-    written = (
-        f"# TEMPORARY params.yaml of retrain run {run_label} (overrides {json.dumps(overrides)});\n"
-        f"# the original is restored when the run ends (backup: {OVERRIDE_BACKUP}).\n"
-        + yaml.safe_dump(merged, sort_keys=False, allow_unicode=True)
-    )
-    STATE_DIR.mkdir(exist_ok=True)
-    write_text(OVERRIDE_BACKUP, json.dumps({"original": original, "written": written}))
-    write_text(PARAMS_PATH, written)
-    try:
-        yield params
-    finally:
-        if original is None:
-            PARAMS_PATH.unlink(missing_ok=True)
-        else:
-            write_text(PARAMS_PATH, original)
-        OVERRIDE_BACKUP.unlink(missing_ok=True)
-
-
-def _read_json(path: Path) -> Any | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-# --------------------------------------------------------------------------- Prefect task + flow
-
-
-def _run_stage(stage: str, force: bool, parent_run_id: str | None, timeout_s: int) -> dict[str, Any]:
-    logger = get_run_logger()
-    args = ["repro", "--single-item", stage] + (["--force"] if force else [])
-    cmd, shown = dvc_executable() + args, " ".join(["dvc"] + args)
-    start = time.monotonic()
-    with file_lock(
-        REPRO_LOCK,
-        on_wait=lambda holder: logger.info(
-            f"waiting for {REPRO_LOCK} (held by {holder}): another dvc repro runs in this repo"
-        ),
-    ):
-        logger.info(f"$ {shown}")
-        out = run_streaming(cmd, stage_env(parent_run_id), timeout_s, LOG_DIR / f"{stage}.log", on_line=logger.info)
-    seconds = round(time.monotonic() - start, 2)
-    if out["returncode"] != 0:
-        reason = (
-            f"timed out after {timeout_s}s (flow.stage_timeout_seconds)"
-            if out["timed_out"]
-            else f"exited with {out['returncode']} after {seconds:.1f}s"
-        )
-        tail = out["stderr_tail"] or out["stdout_tail"] or "(no output)"
+        # Short waits, never one blocking read: off the main thread (or under another SIGALRM user) Prefect
+        # enforces a task timeout by raising in this thread, which only happens between Python instructions.
+        while reader.is_alive():
+            reader.join(0.2)
+        returncode = proc.wait()
+    except BaseException:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    if returncode != 0:
+        last = "\n".join(tail) or "(no output)"
         raise StageFailed(
-            f"stage '{stage}' failed: `{shown}` {reason}\n"
-            f"--- stderr (last lines) ---\n{tail}\n--- full log: {LOG_DIR / (stage + '.log')}"
+            f"`dvc {' '.join(args)}` exited with {returncode}\n--- last lines ---\n{last}\n--- full log: {log}"
         )
-    status = stage_status(out["stdout"])
-    logger.info(f"stage '{stage}': {status} in {seconds:.1f}s")
-    return {"stage": stage, "status": status, "seconds": seconds, "forced": force}
 
 
-run_stage = task(_run_stage, name="dvc-stage", cache_policy=NO_CACHE)
+def _lock_entry(stage: str) -> Any:
+    lock = yaml.safe_load(LOCK_FILE.read_text(encoding="utf-8")) if LOCK_FILE.exists() else None
+    return ((lock or {}).get("stages") or {}).get(stage)
 
 
-def _earlier_active_run(deployment_id: str, my_id: str) -> str | None:
-    """Name of a RUNNING flow run of the same deployment that started before this one, if any."""
-    from prefect import get_client
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterDeploymentId,
-        FlowRunFilterId,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
+@task(name="dvc-stage", cache_policy=NO_CACHE)
+def run_stage(stage: str, force: bool, parent_run_id: str | None):
+    """`dvc repro --single-item STAGE`; the task ends Completed, or Completed named "Skipped" when DVC found
+    the stage up to date (its dvc.lock entry is unchanged)."""
+    from sora.pipeline.entry import INPUT_ERRORS
 
-    with get_client(sync_client=True) as client:
-        me = client.read_flow_run(my_id)
-        others = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
-                id=FlowRunFilterId(not_any_=[my_id]),
-            )
-        )
-    mine = (me.start_time.timestamp() if me.start_time else float("inf"), str(me.id))
-    for run in others:
-        if (run.start_time.timestamp() if run.start_time else float("inf"), str(run.id)) < mine:
-            return run.name
-    return None
-
-
-def _summary(label: str, records: list[dict[str, Any]], seconds: float, parent_run_id: str | None) -> str:
-    count = {s: sum(r["status"] == s for r in records) for s in ("ran", "skipped", "cached", "failed", "not run")}
-    failed = next((r["stage"] for r in records if r["status"] == "failed"), None)
-    parts = [f"{count['ran']} ran", f"{count['skipped']} skipped (up to date)"]
-    if count["cached"]:
-        parts.append(f"{count['cached']} restored from run cache")
-    head = f"retrain {label} FAILED at stage '{failed}'" if failed else f"retrain {label} completed"
-    tail = f"; {count['not run']} not run" if count["not run"] else ""
-    return (
-        f"{head}: {len(records)} stage(s), {', '.join(parts)}{tail} in {seconds:.1f}s"
-        f"; MLflow parent run {parent_run_id}"
-    )
-
-
-def _finish_parent_run(
-    params, parent_run_id: str, records: list[dict[str, Any]], summary: str, failed: bool, logger
-) -> None:
+    marker = INPUT_ERRORS / stage
+    marker.unlink(missing_ok=True)  # a marker left from an earlier run would stop retries of an unrelated failure
+    before = _lock_entry(stage)
+    start = time.monotonic()
     try:
-        from mlflow import MlflowClient
-
-        from sora.tracking.runs import tracking_uri
-
-        client = MlflowClient(tracking_uri=tracking_uri(params))
-        client.set_tag(parent_run_id, "sora.status", "failed" if failed else "completed")
-        client.set_tag(parent_run_id, "sora.summary", summary[:5000])
-        for rec in records:
-            client.set_tag(parent_run_id, f"sora.stage.{rec['stage']}", rec["status"])
-            if rec["status"] in DONE_STATUSES:
-                client.log_metric(parent_run_id, f"stage_seconds.{rec['stage']}", rec["seconds"])
-        client.set_terminated(parent_run_id, status="FAILED" if failed else "FINISHED")
-    except Exception as err:  # never mask the stage error with a tracking error
-        logger.warning(f"could not finalize MLflow parent run {parent_run_id}: {err!r}")
+        run_dvc(["repro", "--single-item", stage, *(["--force"] if force else [])], parent_run_id, stage,
+                get_run_logger())  # fmt: skip
+    except StageFailed as err:
+        if marker.is_file():
+            raise InputError(f"stage '{stage}': {marker.read_text(encoding='utf-8')}") from err
+        raise
+    record = {"stage": stage, "seconds": round(time.monotonic() - start, 1)}
+    if not force and _lock_entry(stage) == before:
+        return Completed(name="Skipped", message=f"{stage}: up to date", data={**record, "status": "skipped"})
+    return {**record, "status": "ran"}
 
 
-def _register_markdown(decision: Any) -> str:
-    lines = ["# Model registry decision", ""]
-    if isinstance(decision, dict):
-        for key in ("decision", "promoted", "registered", "reason", "model_name", "version", "alias"):
-            if key in decision and not isinstance(decision[key], (dict, list)):
-                lines.append(f"- **{key}**: {decision[key]}")
-        lines += ["", "| key | value |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in flat_params(decision).items()]
-    lines += ["", "```json", json.dumps(decision, indent=2, ensure_ascii=False, default=str), "```"]
-    return "\n".join(lines)
+@task(name="dvc-experiment", cache_policy=NO_CACHE)
+def run_experiment(targets: list[str], sets: list[str], copy_paths: list[str], force: bool, parent: str | None) -> dict:
+    """The variant as a DVC experiment in a temporary copy of the workspace: params.yaml stays as it is."""
+    args = ["exp", "run", "--temp", *(["--force"] if force else [])]
+    args += [arg for item in sets for arg in ("-S", item)] + [arg for path in copy_paths for arg in ("-C", path)]
+    if copy_paths:
+        get_run_logger().warning("untracked, so copied into the experiment but left out of its git commit "
+                                 "(`git add` them to record them): " + ", ".join(copy_paths))  # fmt: skip
+    start = time.monotonic()
+    run_dvc([*args, *targets], parent, "experiment", get_run_logger())
+    return {"stage": "experiment", "status": "ran", "seconds": round(time.monotonic() - start, 1)}
 
 
-def _publish_artifacts(records: list[dict[str, Any]], summary: str, all_stages: list[str], logger) -> None:
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
-
-    def current(path: Path) -> bool:
-        """The file reflects this run: its stage (same name as the file) completed here, or no such stage."""
-        if path.stem not in all_stages:
-            return True
-        return any(r["stage"] == path.stem and r["status"] in DONE_STATUSES for r in records)
-
-    try:
-        create_table_artifact(
-            table=[{"stage": r["stage"], "status": r["status"], "seconds": r["seconds"]} for r in records],
-            key="retrain-stages",
-            description=summary,
+def _untracked_paths() -> list[str]:
+    """Untracked, unignored files and folders. The temporary workspace of `dvc exp run --temp` is the last
+    commit plus changes to tracked files: untracked ones (a new module, a new input) must be copied in (-C)."""
+    if subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], capture_output=True).returncode:
+        raise ValueError(
+            "overrides run as a DVC experiment, which starts from a git commit: run from a git repository with at "
+            "least one commit (git add -A && git commit), or edit params.yaml and run without overrides"
         )
-        if EVALUATE_METRICS.exists() and current(EVALUATE_METRICS):
-            metrics = _read_json(EVALUATE_METRICS)
-            if metrics is not None:
-                flat = flat_params(metrics) if isinstance(metrics, dict) else {"value": metrics}
-                create_table_artifact(
-                    table=[{"metric": k, "value": v} for k, v in flat.items()],
-                    key="retrain-evaluate-metrics",
-                    description=f"{EVALUATE_METRICS}",
-                )
-        if REGISTER_DECISION.exists() and current(REGISTER_DECISION):
-            decision = _read_json(REGISTER_DECISION)
-            if decision is not None:
-                create_markdown_artifact(
-                    markdown=_register_markdown(decision),
-                    key="retrain-register-decision",
-                    description=f"{REGISTER_DECISION}",
-                )
-    except Exception as err:
-        logger.warning(f"could not create Prefect artifacts: {err!r}")
+    cmd = ["git", "status", "--porcelain", "-z", "--untracked-files=normal"]  # folders as one entry
+    status = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return [entry[3:] for entry in status.split("\0") if entry.startswith("?? ")]
 
 
-def _run_pipeline(
-    stages: list[str],
-    all_stages: list[str],
-    force: bool,
-    overrides: dict | None,
-    refresh_data: bool,
-    flow_run_id: str,
-    label: str,
-    deployment_id: str | None,
-    logger,
-) -> dict:
-    from sora.tracking.runs import create_parent_run
-
-    _recover_override_backup(logger)
-    if refresh_data and INGEST_STAGE not in stages:
-        logger.warning(f"refresh_data: no '{INGEST_STAGE}' stage among {stages}; nothing to force")
-    with applied_overrides(overrides, label) as params:
-        tags = {
-            "prefect.flow_run_id": flow_run_id,
-            "prefect.flow_run_name": label,
-            "sora.stages": ",".join(stages),
-            "sora.force": str(force),
-            "sora.refresh_data": str(refresh_data),
-        }
-        if deployment_id:
-            tags["prefect.deployment_id"] = deployment_id
-        if overrides:
-            tags["sora.overrides"] = json.dumps(overrides)[:5000]
-        parent_run_id = create_parent_run(params, name=f"retrain {label}", tags=tags)
-        logger.info(f"MLflow parent run {parent_run_id}; stages: {', '.join(stages)}")
-        cfg = params.flow
-        records: list[dict[str, Any]] = []
-        error: BaseException | None = None
-        started = time.monotonic()
+@contextmanager
+def flow_lock(wait: bool) -> Iterator[bool]:
+    """Yields True while this process holds .sora/flow.lock; with wait=False yields False if it is taken."""
+    STATE_DIR.mkdir(exist_ok=True)
+    with open(FLOW_LOCK, "a+") as fh:  # closing the file releases the lock
         try:
-            for stage in stages:
-                stage_task = run_stage.with_options(
-                    name=stage,
-                    task_run_name=stage,
-                    retries=cfg.retries,
-                    retry_delay_seconds=cfg.retry_delay_seconds,
-                    timeout_seconds=cfg.stage_timeout_seconds,
-                )
-                t0 = time.monotonic()
-                try:
-                    rec = stage_task(
-                        stage,
-                        force or (refresh_data and stage == INGEST_STAGE),
-                        parent_run_id,
-                        cfg.stage_timeout_seconds,
-                    )
-                except BaseException as exc:
-                    error = exc
-                    records.append(
-                        {
-                            "stage": stage,
-                            "status": "failed",
-                            "seconds": round(time.monotonic() - t0, 2),
-                            "forced": force,
-                        }
-                    )
-                    break
-                records.append(rec)
-        finally:
-            done = {r["stage"] for r in records}
-            records += [
-                {"stage": s, "status": "not run", "seconds": 0.0, "forced": False} for s in stages if s not in done
-            ]
-            summary = _summary(label, records, time.monotonic() - started, parent_run_id)
-            _finish_parent_run(params, parent_run_id, records, summary, error is not None, logger)
-            _publish_artifacts(records, summary, all_stages, logger)
-            (logger.error if error is not None else logger.info)(summary)
-    if error is not None:
-        raise error
-    return {
-        "stages": records,
-        "summary": summary,
-        "parent_run_id": parent_run_id,
-        "flow_run_id": flow_run_id,
-        "status": "completed",
-    }
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
 
 
-@flow(
-    name="retrain",
-    description="Sora pipeline: one task per DVC stage (dvc repro), MLflow parent run, "
-    "artifacts with stage status and evaluation metrics.",
-)
+def _flat_sets(overrides: dict[str, Any], prefix: str = "") -> list[str]:
+    """{'finetune': {'lr': 0.1}} -> ['finetune.lr=0.1'] (values as YAML, as `dvc exp run -S` reads them)."""
+    items = []
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            items += _flat_sets(value, f"{prefix}{key}.")
+        else:
+            text = yaml.safe_dump(value, default_flow_style=True).removesuffix("...\n").strip()
+            items.append(f"{prefix}{key}={text}")
+    return items
+
+
+@flow(name="retrain", description="Sora pipeline: one task per DVC stage; overrides run as a DVC experiment.")
 def retrain(
     targets: list[str] | None = None, force: bool = False, overrides: dict | None = None, refresh_data: bool = False
 ) -> dict:
-    """Run the DVC pipeline stage by stage (up-to-date stages are skipped by DVC).
+    """Run the DVC pipeline (up-to-date stages are skipped by DVC).
 
     targets: stage names; runs them and every stage before the last of them (dvc.yaml order).
-    force: rerun the selected stages even if up to date.  refresh_data: force the ingest stage.
-    overrides: nested params, e.g. {"finetune": {"lr": 0.0005}}, applied to params.yaml for this run only.
-    Returns {"stages": [{stage, status, seconds, forced}], "summary": str, "parent_run_id": str, ...}.
+    force: rerun the selected stages even if up to date. refresh_data: rerun ingest even if up to date.
+    overrides: nested params, e.g. {"finetune": {"lr": 0.0005}}: the run becomes `dvc exp run --temp -S ...`.
     """
-    from prefect.context import FlowRunContext
+    from sora.tracking.runs import create_parent_run, finish_parent_run
 
     logger = get_run_logger()
+    params = load_params(overrides=overrides)  # every config error stops here, before any stage starts
+    stages = select_stages(list(pipeline_stages()), targets)
     ctx = FlowRunContext.get()
-    current = ctx.flow_run if ctx else None
-    flow_run_id = str(current.id) if current else ""
-    label = current.name if current else "local"
-    deployment_id = str(current.deployment_id) if current and current.deployment_id else None
-    all_stages = pipeline_stages()
-    stages = select_stages(all_stages, targets)
-
-    def skipped(why: str) -> dict:
-        logger.warning(f"{SKIP_MESSAGE} ({why})")
-        return {
-            "stages": [],
-            "summary": f"retrain {label} {SKIP_MESSAGE} ({why})",
-            "parent_run_id": None,
-            "flow_run_id": flow_run_id,
-            "status": "skipped",
-        }
-
-    if deployment_id:  # scheduled/deployment runs never queue up behind a running one
+    run = ctx.flow_run if ctx else None
+    label = run.name if run else "local"
+    if refresh_data and overrides:
+        raise ValueError("--refresh-data cannot be combined with overrides (-S): refresh first, then run the variant")
+    copy_paths = _untracked_paths() if overrides else []  # without a commit to start from, stop here
+    with flow_lock(wait=not (run and run.deployment_id)) as held:
+        if not held:
+            logger.warning(SKIP_MESSAGE)
+            return {"status": "skipped", "summary": f"retrain {label} {SKIP_MESSAGE}", "stages": []}
+        tags = {"sora.stages": ",".join(stages), **({"sora.overrides": str(overrides)} if overrides else {})}
+        parent = create_parent_run(params, name=f"retrain {label}", tags=tags)
+        records: list[dict] = []
+        failed = True
+        start = time.monotonic()
         try:
-            earlier = _earlier_active_run(deployment_id, flow_run_id)
-        except Exception as err:
-            logger.debug(f"could not check for running flow runs: {err!r}")
-            earlier = None
-        if earlier:
-            return skipped(f"flow run '{earlier}' of this deployment is running")
-
-    with file_lock(
-        FLOW_LOCK,
-        wait=deployment_id is None,
-        on_wait=lambda holder: logger.info(
-            f"another retrain run holds {FLOW_LOCK} ({holder}); waiting for it to finish"
-        ),
-    ) as acquired:
-        if not acquired:
-            return skipped(f"{FLOW_LOCK} is held by another retrain run")
-        return _run_pipeline(
-            stages, all_stages, force, overrides, refresh_data, flow_run_id, label, deployment_id, logger
-        )
-
-
-if __name__ == "__main__":
-    print(retrain()["summary"])
+            if overrides:
+                budget = params.flow.stage_timeout_seconds * len(stages)  # the experiment runs them all
+                experiment = run_experiment.with_options(timeout_seconds=budget)
+                records.append(experiment(targets or [], _flat_sets(overrides), copy_paths, force, parent))
+            else:
+                for stage in stages:
+                    stage_task = run_stage.with_options(
+                        name=stage, task_run_name=stage, retries=params.flow.retries,
+                        retry_delay_seconds=params.flow.retry_delay_seconds,
+                        timeout_seconds=params.flow.stage_timeout_seconds, retry_condition_fn=_worth_retrying,
+                    )  # fmt: skip
+                    state = stage_task(stage, force or (refresh_data and stage == "ingest"), parent, return_state=True)
+                    records.append(state.result())  # the record, also from a Skipped state; raises if it failed
+            failed = False
+        finally:
+            ran = [r["stage"] for r in records if r["status"] == "ran"]
+            summary = (
+                f"retrain {label} {'FAILED' if failed else 'completed'}: {len(ran)} ran ({', '.join(ran) or 'none'}), "
+                f"{len(records) - len(ran)} up to date, in {time.monotonic() - start:.1f}s; MLflow parent run {parent}"
+            )
+            finish_parent_run(params, parent, records, failed)
+            (logger.error if failed else logger.info)(summary)
+    return {"status": "completed", "summary": summary, "stages": records, "parent_run_id": parent}

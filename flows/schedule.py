@@ -1,29 +1,21 @@
 """Cron deployment of the retrain flow.
 
 `sora schedule --cron "0 3 * * *"` serves it (a long-running process that executes the scheduled runs);
-`register_deployment(name, cron)` only applies the deployment (for a scripted check, or to attach a work pool
-later). Scheduled runs are created by a Prefect server's scheduler service, so point PREFECT_API_URL at a
-running server (`make prefect-ui`); Prefect's ephemeral mode runs no scheduler.
+`register_deployment(name, cron)` only applies the deployment. Scheduled runs are created by a Prefect
+server's scheduler, so point PREFECT_API_URL at a running server (`make prefect-ui`): Prefect's ephemeral
+mode runs no scheduler.
 
-Overlaps: the deployment has concurrency_limit=1 with the CANCEL_NEW collision strategy, so the server cancels
-a run that comes due while the previous one still runs (state message "Deployment concurrency limit
-reached."); inside the flow a deployment run also checks for an earlier running run of the deployment and
-for `.sora/flow.lock`, and logs "skipped: previous run still in progress" before returning.
+The deployment has concurrency_limit=1 with the CANCEL_NEW collision strategy, so the server cancels a run
+that comes due while the previous one is still running instead of queueing it.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 from typing import Any
 
 DEFAULT_NAME = "sora-retrain"
 DEFAULT_CRON = "0 3 * * *"
-
-# the flow is loaded from flows/retrain.py relative to the repo root (the served runs' entrypoint)
-if str(Path.cwd()) not in sys.path:
-    sys.path.insert(0, str(Path.cwd()))
 
 
 def build_deployment(

@@ -86,17 +86,23 @@ def run(
         None, help="Stages of dvc.yaml to run, with those before them (default: all; `dvc stage list` names them)."
     ),
     force: bool = typer.Option(False, "--force", "-f", help="Rerun stages even if DVC finds them up to date."),
-    set_: list[str] = typer.Option([], "--set", "-S", help="Params override key=value (dvc exp style), repeatable."),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        "-S",
+        help="Params override key=value, repeatable. The run becomes a DVC experiment (`dvc exp run --temp -S`): "
+        "params.yaml is not changed and the variant is listed by `dvc exp show`.",
+    ),
     refresh_data: bool = typer.Option(False, "--refresh-data", help="Re-ingest sources even if unchanged."),
 ) -> None:
     """Run the pipeline through the Prefect retrain flow (DVC skips what is up to date)."""
-    sys.path.insert(0, str(Path.cwd()))
     if not Path("dvc.yaml").is_file():
         _fail(f"no dvc.yaml in {Path.cwd()}: run `sora run` from the Sora repository root")
-    from flows.retrain import StageFailed, pipeline_stages, retrain
+    from flows.retrain import StageFailed, retrain
     from sora.config import load_params
+    from sora.pipeline.spec import pipeline_stages
 
-    stages = pipeline_stages()
+    stages = list(pipeline_stages())
     unknown = [t for t in targets or [] if t not in stages]
     if unknown:
         _fail(f"unknown stage(s) {', '.join(unknown)}; dvc.yaml defines: {', '.join(stages)}")
@@ -104,7 +110,7 @@ def run(
     load_params(overrides=overrides)  # a bad key or value stops here, before the flow starts
     try:
         result = retrain(targets=targets or None, force=force, overrides=overrides, refresh_data=refresh_data)
-    except StageFailed as err:
+    except (StageFailed, ValueError) as err:
         _fail(str(err))
     typer.echo(result.get("summary", "done") if isinstance(result, dict) else "done")
 
@@ -119,7 +125,6 @@ def schedule(
     ),
 ) -> None:
     """Serve the retrain flow on a cron schedule (one run at a time; an overlapping run is skipped)."""
-    sys.path.insert(0, str(Path.cwd()))
     from prefect.client.schemas.schedules import CronSchedule
     from pydantic import ValidationError
 
@@ -203,7 +208,7 @@ def _jsonl_records(path: Path) -> list[dict]:
 
 def _load_model(model: str):
     """A Sora bundle folder, or any MLflow model URI (models:/sora@champion, runs:/..., a local path)."""
-    from sora.config import load_params
+    from sora.config import ConfigError, load_params
     from sora.tracking.runs import setup_mlflow, sqlite_store
 
     if Path(model).is_dir() and (Path(model) / "config.json").is_file():
@@ -212,7 +217,10 @@ def _load_model(model: str):
         return ("bundle", load_bundle(model))
     if "://" not in model and not model.startswith(("models:/", "runs:/")) and not Path(model).exists():
         _fail(f"{model}: no such model folder (give a Sora bundle such as models/prune, or an MLflow model URI)")
-    params = load_params()
+    try:
+        params = load_params()
+    except ConfigError as err:
+        _fail(f"{err}; or pass --model (a bundle folder such as models/prune, or an MLflow model URI)")
     store = sqlite_store(params)
     if store is not None and not store.is_file():
         # Checked first: MLflow would create an empty store here and then report the model as missing.
@@ -309,6 +317,25 @@ def predict(
 
 
 @app.command()
+def results(
+    output: Path = typer.Option(Path("docs/results.md"), "--output", "-o", help="Where to write the markdown."),
+    check: bool = typer.Option(False, "--check", help="Only check that the file matches metrics/ (exit 1 if not)."),
+) -> None:
+    """Write the results page from metrics/*.json, so the figures in docs/ always match the committed run."""
+    from sora.io import write_text
+    from sora.results import render
+
+    text = render(Path("metrics"))
+    if check:
+        if not output.is_file() or output.read_text(encoding="utf-8") != text:
+            _fail(f"{output} is out of date with metrics/: run `sora results`")
+        typer.echo(f"{output} matches metrics/")
+        return
+    write_text(output, text)
+    typer.echo(f"wrote {output}")
+
+
+@app.command()
 def ui(
     which: str = typer.Argument(..., help="mlflow or prefect"),
     port: int | None = typer.Option(None, help="Port (default 5000 for MLflow, 4200 for Prefect)."),
@@ -349,9 +376,8 @@ def main() -> None:
 
     from sora.config import ConfigError
 
-    # Prefect gives its ephemeral server 20 s to answer. The first start on a new database migrates it, and on
-    # a busy 2-core machine that took longer: `make pipeline` failed once with "Timed out while attempting to
-    # connect to ephemeral Prefect API server". A value the user sets wins.
+    # Prefect gives its ephemeral server 20 s to answer; the first start on a new database migrates it, which
+    # takes longer than that on a busy 2-core machine. A value the user sets wins.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     try:
         app()

@@ -1,5 +1,202 @@
+"""Shared fixtures: the repo's params, a tiny model shape and synthetic bilingual data, and temp git+DVC copies
+of the project for integration tests (each test that mutates one gets its own)."""
+
+from __future__ import annotations
+
 import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+
+ZH_POS = ["很好", "不错", "喜欢", "满意", "推荐", "精彩", "漂亮", "实惠"]
+ZH_NEG = ["很差", "失望", "难看", "糟糕", "后悔", "垃圾", "无聊", "太贵"]
+ZH_SUBJ = ["这本书", "这部电影", "酒店", "服务", "这个手机", "房间", "快递", "质量", "价格", "作者"]
+EN_POS = ["great", "wonderful", "excellent", "lovely", "amazing", "good", "fun", "brilliant"]
+EN_NEG = ["awful", "terrible", "boring", "bad", "horrible", "dull", "poor", "ugly"]
+EN_SUBJ = ["the movie", "this book", "the hotel", "the service", "the phone", "the room", "the plot", "the food"]
+
+FILLER = {
+    "zh": ["我们", "今天", "电影", "东西", "觉得", "这个"],
+    "en": ["we", "today", "movie", "thing", "think", "this"],
+}
+CUE = {("zh", 0): "差", ("zh", 1): "好", ("en", 0): "bad", ("en", 1): "good"}
+
+
+# ---------------------------------------------------------------- params and tiny models
+
+
+@pytest.fixture(scope="session")
+def repo_params():
+    """The repository's params.yaml, validated: the one source of defaults."""
+    from sora.config import load_params
+
+    return load_params(REPO / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def specials(repo_params) -> list[str]:
+    return list(repo_params.vocab.specials)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(repo_params):
+    """A model shape that trains in seconds on CPU."""
+    return repo_params.model.model_copy(
+        update={"d_model": 32, "n_heads": 2, "n_layers": 1, "ff_dim": 64, "dropout": 0.0, "max_len": 16}
+    )
+
+
+@pytest.fixture(scope="session")
+def trainer_params(repo_params):
+    """TrainerParams from params.yaml with some fields changed: trainer_params(threads=1)."""
+    return lambda **changes: repo_params.trainer.model_copy(update=changes)
+
+
+def synthetic_rows(n: int, seed: int, filler_words: int = 2) -> pd.DataFrame:
+    """Tokenised rows whose label is decided by one cue token hidden among filler words, in both languages."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        lang, label = ("zh", "en")[i % 2], rng.randint(0, 1)
+        toks = rng.sample(FILLER[lang], filler_words)
+        toks.insert(rng.randint(0, filler_words), CUE[(lang, label)])
+        rows.append({"tokens": toks, "label": label, "lang": lang})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def synthetic(specials):
+    """(train, val, vocab) of the cue-word task."""
+    from sora.data.vocab import Vocab
+
+    train, val = synthetic_rows(64, 0), synthetic_rows(32, 1)
+    return train, val, Vocab.build(train["tokens"], specials, min_freq=1, max_size=200)
+
+
+# ---------------------------------------------------------------- temp copies of the project
+
+
+def labeled_rows(n_per_lang: int = 80, seed: int = 0) -> list[dict]:
+    """Keyword-decided zh and en reviews, distinct texts."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n_per_lang):
+        label = i % 2
+        zh_word = rng.choice(ZH_POS if label else ZH_NEG)
+        en_word = rng.choice(EN_POS if label else EN_NEG)
+        rows.append({"text": f"{rng.choice(ZH_SUBJ)}{zh_word}，{rng.choice(ZH_SUBJ)}也{zh_word}{i}", "label": label})
+        rows.append(
+            {"text": f"{rng.choice(EN_SUBJ)} was {en_word} and {rng.choice(EN_SUBJ)} {en_word} {i}", "label": label}
+        )
+    return rows
+
+
+def write_user_csv(path: Path, rows: list[dict], extra_lines: str = "") -> None:
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["text", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+        fh.write(extra_lines)
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    for name in ("SORA_PARENT_RUN_ID", "MLFLOW_TRACKING_URI"):
+        env.pop(name, None)
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+    return result
+
+
+class Project:
+    """A git+DVC copy of Sora in a temp dir, reading only a tiny user file (with two invalid rows and one
+    conflicting label) instead of the built-in corpora."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @classmethod
+    def create(cls, tmp: Path, params_overrides: dict | None = None, n_per_lang: int = 80) -> Project:
+        repo = tmp / "repo"
+        repo.mkdir()
+        for name in ("sora", "flows"):
+            shutil.copytree(REPO / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        for name in ("dvc.yaml", ".gitignore", "pyproject.toml"):
+            shutil.copy(REPO / name, repo / name)
+        rows = labeled_rows(n_per_lang)
+        write_user_csv(
+            repo / "data/user/reviews.csv", rows, extra_lines="   ,1\nfloat label row,0.5\n" + rows[0]["text"] + ",1\n"
+        )  # rows[0] has label 0
+        params = yaml.safe_load((REPO / "params.yaml").read_text())
+        params["ingest"].update(sources=[], user_files=["data/user/reviews.csv"])
+        params["tracking"]["uri"] = "sqlite:///mlflow.db"
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+        project = cls(repo)
+        project.set_params(**(params_overrides or {}))
+        project.run(["git", "init", "-q"])
+        project.dvc("init", "-q")
+        project.run(["git", "add", "-A"])
+        project.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"])
+        return project
+
+    def copy(self, tmp: Path) -> Project:
+        """A private copy (git, DVC cache, outputs, MLflow store) for a test that mutates the project."""
+        target = tmp / "copy"
+        shutil.copytree(self.path, target, symlinks=True)
+        return Project(target)
+
+    def run(self, cmd: list[str], check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:
+        return run(cmd, self.path, check, timeout)
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run([sys.executable, "-m", "dvc", *args], check=check)
+
+    def stage_command(self, stage: str) -> list[str]:
+        """The stage's cmd as its dvc.yaml declares it, run with this interpreter."""
+        import shlex
+
+        from sora.pipeline.spec import pipeline_stages
+
+        cmd = shlex.split(pipeline_stages(self.path / "dvc.yaml")[stage].cmd)
+        return [sys.executable, *cmd[1:]] if cmd[0] == "python" else cmd
+
+    def set_params(self, **blocks: dict) -> None:
+        path = self.path / "params.yaml"
+        params = yaml.safe_load(path.read_text())
+        for block, values in blocks.items():
+            params[block].update(values)
+        path.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+
+    def read_json(self, relative: str):
+        import json
+
+        return json.loads((self.path / relative).read_text())
+
+
+@pytest.fixture(scope="session")
+def create_project():
+    """Project.create(tmp_dir, params_overrides, n_per_lang)."""
+    return Project.create

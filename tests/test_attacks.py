@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from pypinyin import lazy_pinyin
 
-from sora.data.text import spacy_pipeline, tokenise
+from sora.data.text import is_han, spacy_pipeline, tokenise
 from sora.evaluation.attacks import (
     ATTACKS,
     SUITE_COLUMNS,
@@ -48,10 +48,6 @@ def allowed(text: str, lang: str, budget: float) -> int:
     expected = max(1, math.floor(budget * n))
     assert max_edits(budget, n) == expected
     return expected
-
-
-def is_han(ch: str) -> bool:
-    return "\u4e00" <= ch <= "\u9fff"
 
 
 def is_subsequence(short: str, long: str) -> bool:
@@ -123,7 +119,7 @@ def test_zh_char_delete(budget):
         assert is_subsequence(out, text)
         assert 1 <= len(text) - len(out) <= k
         ops = difflib.SequenceMatcher(None, text, out, autojunk=False).get_opcodes()
-        for tag, i1, i2, j1, j2 in ops:
+        for tag, i1, i2, _, _ in ops:
             assert tag in ("equal", "delete")
             if tag == "delete":
                 assert all(is_han(ch) for ch in text[i1:i2])
@@ -138,7 +134,7 @@ def test_zh_char_duplicate(budget):
         assert 1 <= len(out) - len(text) <= allowed(text, "zh", budget)
         # removing one copy of each inserted char gives back the text: every insertion duplicates a neighbour
         ops = difflib.SequenceMatcher(None, text, out, autojunk=False).get_opcodes()
-        for tag, i1, i2, j1, j2 in ops:
+        for tag, _, _, j1, j2 in ops:
             assert tag in ("equal", "insert")
             if tag == "insert":
                 for j in range(j1, j2):
@@ -264,7 +260,7 @@ def test_never_empty(name, text):
 
 
 def test_zero_budget_and_empty_text_unchanged():
-    for name, (lang, fn) in ATTACKS.items():
+    for lang, fn in ATTACKS.values():
         text = TEXTS[lang][0]
         assert fn(text, lang, 0.0, random.Random(0)) == text
         assert fn("", lang, 0.5, random.Random(0)) == ""
@@ -286,9 +282,7 @@ class KeywordModel:
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         self.calls += len(texts)
-        pos = np.array(
-            [0.9 if ("good" in re.findall(r"[a-z]+", t.lower()) or "好" in t) else 0.2 for t in texts]
-        )
+        pos = np.array([0.9 if ("good" in re.findall(r"[a-z]+", t.lower()) or "好" in t) else 0.2 for t in texts])
         return np.stack([1 - pos, pos], axis=1)
 
 
@@ -411,17 +405,28 @@ def test_run_suite():
         SUITE_TEXTS, SUITE_LABELS, SUITE_LANGS, KeywordModel(), 0.5, 0, max_greedy_examples=3, progress=False
     )
     pd.testing.assert_frame_equal(df, again)
-    no_greedy = run_suite(
-        SUITE_TEXTS, SUITE_LABELS, SUITE_LANGS, model, 0.5, 0, include_greedy=False, progress=False
-    )
+    no_greedy = run_suite(SUITE_TEXTS, SUITE_LABELS, SUITE_LANGS, model, 0.5, 0, include_greedy=False, progress=False)
     assert "greedy" not in set(no_greedy.attack)
 
 
 def test_run_suite_outcomes_agree_with_its_table():
-    table, outcomes = run_suite(SUITE_TEXTS, SUITE_LABELS, SUITE_LANGS, KeywordModel(), 0.5, 0,
-                                max_greedy_examples=3, progress=False, with_outcomes=True)
-    pd.testing.assert_frame_equal(table, run_suite(SUITE_TEXTS, SUITE_LABELS, SUITE_LANGS, KeywordModel(), 0.5, 0,
-                                                   max_greedy_examples=3, progress=False))
+    table, outcomes = run_suite(
+        SUITE_TEXTS,
+        SUITE_LABELS,
+        SUITE_LANGS,
+        KeywordModel(),
+        0.5,
+        0,
+        max_greedy_examples=3,
+        progress=False,
+        with_outcomes=True,
+    )
+    pd.testing.assert_frame_equal(
+        table,
+        run_suite(
+            SUITE_TEXTS, SUITE_LABELS, SUITE_LANGS, KeywordModel(), 0.5, 0, max_greedy_examples=3, progress=False
+        ),
+    )
     assert list(outcomes.columns) == ["attack", "lang", "example", "correct"]
     for row in table.itertuples():
         mine = outcomes[(outcomes.attack == row.attack) & (outcomes.lang == row.lang)]

@@ -19,12 +19,12 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
+def bundle(tmp_path_factory, tiny_model):
     """A tiny untrained model bundle: enough for predict's input and output handling."""
     vocab = Vocab.build(
         [["好看", "电影", "good", "movie"]] * 2, ["<pad>", "<unk>", "<cls>", "<mask>"], min_freq=1, max_size=100
     )
-    params = {"d_model": 8, "n_heads": 2, "n_layers": 1, "ff_dim": 16, "max_len": 16}
+    params = tiny_model.model_copy(update={"d_model": 8, "ff_dim": 16, "dropout": 0.1}).model_dump()
     model = build_classifier(len(vocab), vocab.pad_id, params, 2)
     folder = tmp_path_factory.mktemp("bundle")
     save_bundle(
@@ -35,7 +35,7 @@ def bundle(tmp_path_factory):
             "vocab_size": len(vocab),
             "pad_id": vocab.pad_id,
             "num_classes": 2,
-            "model_params": {**params, "dropout": 0.1, "decoder_layers": 1},
+            "model_params": params,
         },
     )
     return folder
@@ -103,7 +103,7 @@ def test_predict_flags_texts_longer_than_the_model_reads(bundle, tmp_path):
 def test_predict_without_a_store_or_model_creates_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = _invoke("predict", "好")  # default models:/sora@champion, outside the repo
-    assert result.exit_code == 1 and "no MLflow store at" in result.output and "--model" in result.output
+    assert result.exit_code == 1 and "no such params file" in result.output and "--model" in result.output
     result = _invoke("predict", "--model", "models/nowhere", "好")
     assert result.exit_code == 1 and "models/nowhere: no such model folder" in result.output
     assert list(tmp_path.iterdir()) == []  # no stray mlflow.db
@@ -113,6 +113,17 @@ def test_run_checks_stages_and_overrides_before_the_flow_starts(monkeypatch):
     monkeypatch.chdir(REPO)
     result = _invoke("run", "finetun")
     assert result.exit_code == 1 and "unknown stage(s) finetun; dvc.yaml defines: ingest" in result.output
+
+
+def test_run_refuses_an_impossible_override_before_any_stage(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("params.yaml", "dvc.yaml"):
+        (repo / name).write_bytes((REPO / name).read_bytes())
+    result = _main(["run", "-S", "model.n_heads=3"], repo)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: params.yaml: 'model': d_model (128) must be divisible by n_heads (3)"
+    assert sorted(p.name for p in repo.iterdir()) == ["dvc.yaml", "params.yaml"]  # nothing started, nothing written
 
 
 def test_schedule_rejects_a_bad_cron():
@@ -127,7 +138,7 @@ def _main(args, cwd):
         cwd=cwd,
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env=os.environ.copy(),
         timeout=120,
     )
 

@@ -1,9 +1,10 @@
-"""Pruning, dynamic int8 quantisation and measurement on a tiny Transformer classifier."""
+"""Pruning, dynamic int8 quantisation and measurement on a tiny Sora classifier."""
 
 from __future__ import annotations
 
 import copy
 import math
+import warnings
 
 import pytest
 import torch
@@ -25,28 +26,30 @@ from sora.compression import (
     sparsity_report,
     throughput,
 )
+from sora.models.classifier import build_classifier
 
-VOCAB, SEQ = 1000, 12
-# Raw global magnitude on a freshly initialised model fully prunes the Linear weights (see
-# test_unnormalized_global_prune_warns_about_dead_tensors); the other tests do not care.
-pytestmark = pytest.mark.filterwarnings("ignore:global magnitude pruning removed every weight")
-
-
-class Tiny(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.emb = nn.Embedding(VOCAB, 32, padding_idx=0)
-        self.layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True, norm_first=True)
-        self.head = nn.Linear(32, 2)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.head(self.layer(self.emb(ids), src_key_padding_mask=ids.eq(0)).mean(1))
+VOCAB, SEQ, PAD = 1000, 12, 0
+LAYER_LINEARS = ("qkv", "out", "ff1", "ff2")
 
 
 @pytest.fixture
-def model() -> Tiny:
-    torch.manual_seed(0)
-    return Tiny()
+def build(tiny_model):
+    """build(vocab=VOCAB, seed=0): a freshly initialised two-class Sora classifier of the tiny shape."""
+
+    def make(vocab: int = VOCAB, seed: int = 0) -> nn.Module:
+        torch.manual_seed(seed)
+        return build_classifier(vocab, PAD, tiny_model, num_classes=2)
+
+    return make
+
+
+@pytest.fixture
+def model(build) -> nn.Module:
+    return build()
+
+
+def layer_linears(n_layers: int) -> set[str]:
+    return {f"encoder.layers.{i}.{name}" for i in range(n_layers) for name in LAYER_LINEARS}
 
 
 def ids(n: int, seed: int = 1) -> torch.Tensor:
@@ -61,19 +64,13 @@ def masked_reference(pruned: nn.Module) -> nn.Module:
     return ref
 
 
-def test_prunable_parameters_cover_weights_not_biases(model):
+def test_prunable_parameters_cover_weights_not_biases(model, tiny_model):
     names = {id(m): n for n, m in model.named_modules()}
     got = {f"{names[id(m)]}.{n}" for m, n in prunable_parameters(model)}
-    assert got == {
-        "emb.weight",
-        "layer.self_attn.in_proj_weight",
-        "layer.self_attn.out_proj.weight",
-        "layer.linear1.weight",
-        "layer.linear2.weight",
-        "head.weight",
-    }
+    linears = {f"{name}.weight" for name in layer_linears(tiny_model.n_layers)} | {"head.weight"}
+    assert got == linears | {"encoder.tok.weight", "encoder.pos.weight"}
     no_emb = {f"{names[id(m)]}.{n}" for m, n in prunable_parameters(model, include_embeddings=False)}
-    assert no_emb == got - {"emb.weight"}
+    assert no_emb == linears
 
 
 @pytest.mark.parametrize("normalize", [False, True])
@@ -86,8 +83,7 @@ def test_global_prune_reaches_target_and_survives_make_permanent(model, normaliz
     # Biases and LayerNorm untouched.
     for k, v in untouched.items():
         assert torch.equal(model.state_dict()[k], v), k
-    # Forward works in train and eval (MHA reads the reparametrised in_proj_weight) and matches a plain
-    # model holding the masked weights.
+    # Forward works in train and eval and matches a plain model holding the masked weights.
     ref = masked_reference(model)
     for mode in (True, False):
         model.train(mode), ref.train(mode)
@@ -98,7 +94,7 @@ def test_global_prune_reaches_target_and_survives_make_permanent(model, normaliz
     assert not is_pruned(model)
     assert not any(k.endswith(("_orig", "_mask")) for k in model.state_dict())
     assert abs(sparsity_report(model)["global"] - 0.7) <= 0.01
-    with torch.inference_mode():  # eval fast path of TransformerEncoderLayer is back on
+    with torch.inference_mode():
         torch.testing.assert_close(model(x), before)
     assert model(x).shape == (16, 2)
 
@@ -115,28 +111,23 @@ def test_pruning_changes_outputs_consistently(model):
 
 def test_masks_keep_pruned_weights_zero_during_finetune(model):
     global_magnitude_prune(model, 0.7, normalize=True)  # every tensor keeps some live weights
-    masks = {
-        f"{m}.{n}": getattr(mod, n + "_mask").clone()
-        for m, mod in model.named_modules()
-        for n in ("weight", "in_proj_weight")
-        if hasattr(mod, n + "_mask")
-    }
-    out_proj_before = model.layer.self_attn.out_proj.weight_orig.detach().clone()
+    masks = {name: mod.weight_mask.clone() for name, mod in model.named_modules() if hasattr(mod, "weight_mask")}
+    assert len(masks) == len(prunable_parameters(model))
+    out_before = model.encoder.layers[0].out.weight_orig.detach().clone()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     x, y = ids(32), torch.randint(0, 2, (32,))
     model.train()
-    for _ in range(3):  # several steps: a stale out_proj.weight would fail on the 2nd backward
+    for _ in range(3):  # several optimizer steps, each followed by a forward through the masks
         loss = nn.functional.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert not torch.equal(model.layer.self_attn.out_proj.weight_orig, out_proj_before)
+    # The weights did train, so the zeros below are held by the masks and not by a frozen model.
+    assert not torch.equal(model.encoder.layers[0].out.weight_orig, out_before)
     assert sparsity_report(model)["global"] >= 0.7 - 0.01
     for name, mask in masks.items():
-        mod_name, pname = name.rsplit(".", 1)
-        mod = model.get_submodule(mod_name)
-        assert torch.all(getattr(mod, pname)[mask == 0] == 0), name
-    # The forward computes with the *updated* weights (out_proj mask re-applied through MHA's hook).
+        assert torch.all(model.get_submodule(name).weight[mask == 0] == 0), name
+    # The forward computes with the *updated* weights, masked.
     ref = masked_reference(model)
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(x), ref.eval()(x))
@@ -144,13 +135,18 @@ def test_masks_keep_pruned_weights_zero_during_finetune(model):
     assert abs(sparsity_report(model)["global"] - 0.7) <= 0.01
 
 
-def test_unnormalized_global_prune_warns_about_dead_tensors(model):
-    # Embedding ~N(0,1) vs Linear ~U(+-1/sqrt(32)): the raw global threshold takes every Linear weight.
+def test_unnormalized_global_prune_warns_about_dead_tensors(build):
+    # Embeddings ~N(0, 0.02) vs Linear ~U(+-1/sqrt(32)): with a small vocabulary the embeddings are a small
+    # share of the weights and the raw global threshold takes every one of them.
     with pytest.warns(UserWarning, match="removed every weight"):
-        global_magnitude_prune(model, 0.7)
-    assert sparsity_report(model)["per_parameter"]["head.weight"] == 1.0
-    fresh = Tiny()
-    global_magnitude_prune(fresh, 0.7, normalize=True)
+        global_magnitude_prune(small := build(vocab=50), 0.7)
+    per = sparsity_report(small)["per_parameter"]
+    assert per["encoder.tok.weight"] == per["encoder.pos.weight"] == 1.0
+    fresh = build(vocab=50)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        global_magnitude_prune(fresh, 0.7, normalize=True)
+    assert not [w for w in caught if "removed every weight" in str(w.message)]
     per = sparsity_report(fresh)["per_parameter"]
     assert max(per.values()) < 0.9 and abs(sparsity_report(fresh)["global"] - 0.7) <= 0.01
 
@@ -163,15 +159,18 @@ def test_iterative_prune_targets_total_sparsity(model):
 
 
 def test_tied_weights_are_skipped(model):
-    model.head2 = nn.Linear(32, VOCAB, bias=False)
-    model.head2.weight = model.emb.weight
+    # An output projection tied to the token embedding, as the denoising autoencoder's decoder has.
+    model.head2 = nn.Linear(model.encoder.d_model, VOCAB, bias=False)
+    model.head2.weight = model.encoder.tok.weight
     with pytest.warns(UserWarning, match="tied"):
         params = prunable_parameters(model)
-    assert all(p is not model.emb and p is not model.head2 for p, _ in params)
+    owners = [m for m, _ in params]
+    assert all(m is not model.encoder.tok and m is not model.head2 for m in owners)
+    assert any(m is model.head for m in owners) and any(m is model.encoder.pos for m in owners)
 
 
 @pytest.mark.parametrize("quantize_embeddings", [True, False])
-def test_quantized_outputs_close_and_smaller(model, quantize_embeddings):
+def test_quantized_outputs_close_and_smaller(model, tiny_model, quantize_embeddings):
     model.eval()
     x = ids(256, seed=2)
     q = quantize_dynamic_int8(model, quantize_embeddings=quantize_embeddings)
@@ -191,14 +190,17 @@ def test_quantized_outputs_close_and_smaller(model, quantize_embeddings):
 
     summary = quantization_summary(q)
     quantized = set(summary["quantized_modules"])
-    assert {"layer.linear1", "layer.linear2", "head"} <= quantized
-    assert ("emb" in quantized) == quantize_embeddings
-    # Attention projections stay fp32 (in_proj is a raw Parameter, out_proj is NonDynamicallyQuantizable).
-    assert "layer.self_attn.in_proj_weight" in summary["float_parameters"]
-    assert "layer.self_attn.out_proj.weight" in summary["float_parameters"]
+    assert layer_linears(tiny_model.n_layers) | {"head"} <= quantized
+    assert ("encoder.tok" in quantized) == ("encoder.pos" in quantized) == quantize_embeddings
+    # Every matrix multiply is int8: only the LayerNorms (and unquantised embeddings) stay fp32.
+    norms = {
+        f"{name}.{p}" for name, m in model.named_modules() if isinstance(m, nn.LayerNorm) for p in ("weight", "bias")
+    }
+    embeddings = set() if quantize_embeddings else {"encoder.tok.weight", "encoder.pos.weight"}
+    assert set(summary["float_parameters"]) == norms | embeddings
 
 
-def test_quantize_pruned_model_and_reload(model, tmp_path):
+def test_quantize_pruned_model_and_reload(model, build):
     global_magnitude_prune(model, 0.7)  # masks still active: quantize makes its copy permanent
     q = quantize_dynamic_int8(model)
     assert is_pruned(model)
@@ -206,13 +208,13 @@ def test_quantize_pruned_model_and_reload(model, tmp_path):
         out = q(ids(8))
     assert torch.isfinite(out).all()
     # The quantised state dict loads into a freshly quantised model of the same architecture.
-    fresh = quantize_dynamic_int8(Tiny())
+    fresh = quantize_dynamic_int8(build(seed=1))
     fresh.load_state_dict(q.state_dict())
     with torch.inference_mode():
         torch.testing.assert_close(fresh(ids(8)), out)
 
 
-def test_sparse_save_is_smaller_and_roundtrips(model, tmp_path):
+def test_sparse_save_is_smaller_and_roundtrips(model, build, tmp_path):
     global_magnitude_prune(model, 0.7)
     make_permanent(model)
     dense, sparse = size_on_disk_bytes(model), sparse_size_on_disk_bytes(model)
@@ -223,8 +225,10 @@ def test_sparse_save_is_smaller_and_roundtrips(model, tmp_path):
     loaded = load_sparse_state_dict(path)
     for k, v in model.state_dict().items():
         assert torch.equal(loaded[k], v), k
-    fresh = Tiny()
+    fresh = build(seed=1)
     fresh.load_state_dict(loaded)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.eval()(ids(8)), model.eval()(ids(8)))
 
 
 def test_latency_and_throughput_positive_and_restore_threads(model):

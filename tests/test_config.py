@@ -1,17 +1,34 @@
+from pathlib import Path
+
 import pytest
+import yaml
 
 from sora.config import ConfigError, dotted_to_nested, load_params
 
+REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
 
 def test_defaults_and_repo_params_file_are_valid():
-    params = load_params("params.yaml")
+    params = load_params(REPO_PARAMS)
     assert params.preprocess.test_fraction == 0.2
     assert params.register_.model_name == "sora"
 
 
-def test_repo_params_file_spells_out_the_schema_defaults():
-    # One set of defaults: a key left out of params.yaml (or a test without params.yaml) means what the file says.
-    assert load_params("params.yaml") == load_params("no-such-params.yaml")
+def test_params_yaml_is_the_only_source_of_defaults(tmp_path):
+    # No second set of defaults in code: a key missing from the file is an error naming it.
+    data = yaml.safe_load(REPO_PARAMS.read_text())
+    del data["finetune"]["lr"]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"missing key 'finetune.lr'"):
+        load_params(path)
+    with pytest.raises(ConfigError, match="no such params file"):
+        load_params(tmp_path / "missing.yaml")
+
+
+def test_cross_field_rules_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match=r"'model': d_model \(128\) must be divisible by n_heads \(3\)"):
+        load_params(REPO_PARAMS, overrides={"model": {"n_heads": 3}})
 
 
 def test_unknown_key_is_named(tmp_path):
@@ -38,10 +55,10 @@ def test_unknown_stage_block_and_bad_choice(tmp_path):
 
 
 def test_overrides_merge_and_validate(tmp_path):
-    params = load_params(tmp_path / "missing.yaml", overrides=dotted_to_nested({"finetune.lr": 0.5}))
+    params = load_params(REPO_PARAMS, overrides=dotted_to_nested({"finetune.lr": 0.5}))
     assert params.finetune.lr == 0.5 and params.finetune.max_epochs == 2
     with pytest.raises(ConfigError, match="min_chars must be <= max_chars"):
-        load_params(tmp_path / "missing.yaml", overrides={"preprocess": {"min_chars": 10, "max_chars": 5}})
+        load_params(REPO_PARAMS, overrides={"preprocess": {"min_chars": 10, "max_chars": 5}})
 
 
 def test_invalid_yaml(tmp_path):

@@ -4,13 +4,10 @@ import pytest
 import torch
 
 from sora.compression import make_permanent, sparsity_report
-from sora.config import TrainerParams
-from sora.data.vocab import Vocab
 from sora.training.data import TextDataModule
 from sora.training.modules import ClassifierModule
 from sora.training.pruning import GradualPruning, cubic_sparsity
 from sora.training.trainer import build_trainer
-from tests.test_training import MODEL, SPECIALS, synthetic
 
 
 def test_cubic_schedule_is_increasing_and_ends_at_target():
@@ -34,15 +31,14 @@ class Recorder(GradualPruning):
         self.seen.append(round(sparsity_report(module.model)["global"], 3))
 
 
-def test_gradual_pruning_cuts_during_training_and_reaches_target(tmp_path):
-    train, val = synthetic(64, 0), synthetic(32, 1)
-    vocab = Vocab.build(train["tokens"], SPECIALS, min_freq=1, max_size=200)
+def test_gradual_pruning_cuts_during_training_and_reaches_target(tmp_path, synthetic, tiny_model, trainer_params):
+    train, val, vocab = synthetic
     torch.manual_seed(0)
-    module = ClassifierModule(len(vocab), vocab.pad_id, MODEL, lr=1e-3)
+    module = ClassifierModule(len(vocab), vocab.pad_id, tiny_model, lr=1e-3)
     callback = Recorder(0.7, cuts=3)
-    dm = TextDataModule(train, val, vocab=vocab, max_len=MODEL.max_len, batch_size=8, seed=0)
+    dm = TextDataModule(train, val, vocab=vocab, max_len=tiny_model.max_len, batch_size=8, seed=0)
     build_trainer(
-        TrainerParams(threads=1),
+        trainer_params(threads=1),
         2,
         tmp_path,
         callbacks=[callback],

@@ -4,7 +4,7 @@ import pandas as pd
 
 from sora.data.preprocess import add_tokens
 from sora.data.text import normalise
-from sora.stages.harden import augment_with_attacks
+from sora.training.augment import augment_with_attacks
 
 ZH = [
     "这个手机的屏幕非常清楚，电池也很耐用",

@@ -11,14 +11,16 @@ from sora.models.classifier import build_classifier
 SPECIALS = ["<pad>", "<unk>", "<cls>", "<mask>"]
 
 
-def test_predictor_token_cache_encodes_like_the_uncached_path():
+def shape(tiny_model, **changes) -> dict:
+    return tiny_model.model_copy(update={"d_model": 8, "ff_dim": 16, **changes}).model_dump()
+
+
+def test_predictor_token_cache_encodes_like_the_uncached_path(tiny_model):
     texts = ["这部电影真的很好看！", "The plot was dull, the acting great.", "质量太差了 not worth it", ""]
     vocab = Vocab.build(
         [["这部", "电影", "好看", "the", "plot", "dull", "质量"]] * 2, SPECIALS, min_freq=1, max_size=100
     )
-    model = build_classifier(
-        len(vocab), vocab.pad_id, {"d_model": 8, "n_heads": 2, "n_layers": 1, "ff_dim": 16, "max_len": 16}, 2
-    )
+    model = build_classifier(len(vocab), vocab.pad_id, shape(tiny_model, max_len=16), 2)
     plain = Predictor(model, vocab, 16).encode(texts)
     cached = Predictor(model, vocab, 16, cache_tokens=True)
     assert cached.encode(texts) == plain
@@ -31,12 +33,12 @@ def test_predictor_token_cache_encodes_like_the_uncached_path():
     )
 
 
-def test_length_bucketed_batches_predict_like_one_text_at_a_time():
+def test_length_bucketed_batches_predict_like_one_text_at_a_time(tiny_model):
     vocab = Vocab.build([[f"w{i}" for i in range(50)]] * 2, SPECIALS, min_freq=1, max_size=100)
     model = build_classifier(
         len(vocab),
         vocab.pad_id,
-        {"d_model": 8, "n_heads": 2, "n_layers": 1, "ff_dim": 16, "max_len": 64, "dropout": 0.0},
+        shape(tiny_model, max_len=64, dropout=0.0),
         2,
     )
     generator = torch.Generator().manual_seed(0)

@@ -1,5 +1,5 @@
 """Integration: the whole pipeline through real `dvc repro` on tiny data in a temp repo (real Lightning,
-MLflow sqlite store, registry), then DDP, resume and registry-gate checks on the same repo."""
+MLflow sqlite store, registry), then DDP, resume and registry-gate checks, each on its own copy of it."""
 
 import json
 import os
@@ -10,8 +10,8 @@ import time
 
 import pandas as pd
 import pytest
-import yaml
-from fixtures import dvc, make_repo, run
+
+pytestmark = pytest.mark.slow
 
 TINY = {
     "model": {"d_model": 16, "n_heads": 2, "n_layers": 1, "ff_dim": 32, "max_len": 32, "decoder_layers": 1},
@@ -37,60 +37,66 @@ STAGES = [
 ]
 
 
-def mlflow_runs(repo):
+def mlflow_runs(project):
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo}/mlflow.db")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project.path}/mlflow.db")
     exp = client.get_experiment_by_name("sora")
     return client, client.search_runs([exp.experiment_id], max_results=1000)
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    repo = make_repo(tmp_path_factory.mktemp("full"), TINY, n_per_lang=60)
-    result = dvc(repo, "repro")
+def built(tmp_path_factory, create_project):
+    """The whole pipeline, run once; tests that change it work on a copy."""
+    project = create_project(tmp_path_factory.mktemp("full"), TINY, n_per_lang=60)
+    result = project.dvc("repro")
     for stage in STAGES:
         assert f"Running stage '{stage}'" in result.stdout, stage
-    return repo
+    return project
 
 
-def test_outputs_metrics_and_plots(repo):
-    finetune = json.loads((repo / "metrics/finetune.json").read_text())
-    for key in (
-        "val_acc",
-        "val_f1",
-        "test_acc",
-        "test_f1",
-        "test_acc_zh",
-        "test_acc_en",
-        "baseline_test_acc_zh",
-        "epochs_to_best",
-    ):
-        assert key in finetune, key
-    assert finetune["test_acc"] > 0.5
-    evaluate = json.loads((repo / "metrics/evaluate.json").read_text())
-    assert {
-        "finetuned_all_acc",
-        "hardened_all_acc",
-        "hardened_zh_ece",
-        "finetuned_attack_greedy_en_acc",
-        "hardened_attack_all_perturbations_zh_acc",
-    } <= set(evaluate)
-    prune = json.loads((repo / "metrics/prune.json").read_text())
+@pytest.fixture
+def repo(built, tmp_path):
+    return built.copy(tmp_path)
+
+
+def test_outputs_metrics_and_plots(built):
+    finetune = built.read_json("metrics/finetune.json")
+    assert set(finetune) >= {"val", "test", "test_minus_baseline", "epochs", "train_examples"}
+    assert set(finetune["test"]) == {"all", "zh", "en"} and set(finetune["test"]["zh"]) == {"acc", "f1"}
+    assert finetune["test"]["all"]["acc"] > 0.5
+    evaluate = built.read_json("metrics/evaluate.json")
+    for model in ("finetuned", "hardened"):
+        assert set(evaluate[model]["zh"]) >= {"acc", "f1", "ece"}
+        assert set(evaluate[model]["attack"]["greedy"]["en"]) == {"acc", "success_rate"}
+        assert "all_perturbations" in evaluate[model]["attack"]
+    prune = built.read_json("metrics/prune.json")
     assert abs(prune["global_sparsity"] - 0.7) < 0.01
     assert prune["int8_size_ratio"] > 1.0  # tiny model: fixed overheads dominate; the real ratio is benchmarked
-    shown = dvc(repo, "metrics", "show", "--json").stdout
+    shown = json.loads(built.dvc("metrics", "show", "--json").stdout)
+    values = json.dumps(shown)
     for name in ("evaluate.json", "prune.json", "finetune.json", "baseline.json"):
-        assert name in shown
-    plots = json.loads(dvc(repo, "plots", "show", "--json").stdout)
+        assert name in values
+    leaves = []
+
+    def collect(node):
+        if isinstance(node, dict):
+            for value in node.values():
+                collect(value)
+        else:
+            leaves.append(node)
+
+    collect(shown)
+    assert all(isinstance(v, int | float) or v is None for v in leaves), "metrics are numbers only"
+    plots = json.loads(built.dvc("plots", "show", "--json").stdout)
     names = " ".join(plots["data"])
     for expected in ("finetune.csv", "confusion_hardened.csv", "ROC", "robustness.png"):
         assert expected in names, expected
-    assert (repo / "plots/evaluate/robustness.png").stat().st_size > 1000
+    assert (built.path / "plots/evaluate/robustness.png").stat().st_size > 1000
 
 
-def test_one_parent_run_with_a_child_per_stage(repo):
-    client, runs = mlflow_runs(repo)
+def test_one_parent_run_with_a_child_per_stage(built):
+    client, runs = mlflow_runs(built)
     stage_runs = [r for r in runs if r.data.tags.get("sora.kind") == "stage"]
     assert sorted(r.data.tags["sora.stage"] for r in stage_runs) == sorted(STAGES)
     parents = {r.data.tags["mlflow.parentRunId"] for r in stage_runs}
@@ -103,15 +109,19 @@ def test_one_parent_run_with_a_child_per_stage(repo):
     assert len(client.get_metric_history(harden.info.run_id, "val_f1")) == 2  # val_checks_per_epoch=2, 1 epoch
 
 
-def test_evaluate_in_two_processes_matches_one(repo, monkeypatch):
+def test_evaluate_in_two_processes_matches_one(built, monkeypatch):
     import numpy as np
 
     from sora.config import load_params
-    from sora.stages.evaluate import assess_all
+    from sora.evaluation.assess import assess_all
 
-    monkeypatch.chdir(repo)
-    one = assess_all(load_params(overrides={"evaluate": {"processes": 1}}))
-    two = assess_all(load_params(overrides={"evaluate": {"processes": 2}}))
+    monkeypatch.chdir(built.path)
+    e = load_params().evaluate
+    checkpoints = {name: built.path / f"models/{stage}/best.ckpt" for name, stage in
+                   (("finetuned", "finetune"), ("hardened", "harden"))}  # fmt: skip
+    test, vocab = built.path / "data/processed/test.parquet", built.path / "data/vocab.json"
+    one = assess_all(checkpoints, test, vocab, e, threads=1, processes=1)
+    two = assess_all(checkpoints, test, vocab, e, threads=1, processes=2)
     assert list(one) == list(two) == ["finetuned", "hardened"]
     for name in one:
         np.testing.assert_allclose(one[name][0], two[name][0], rtol=0, atol=1e-6)
@@ -126,44 +136,42 @@ def test_registry_champion_and_predict(repo):
     champion = client.get_model_version_by_alias("sora", "champion")
     assert champion.tags["sora.promoted"] == "True" and "dvc.md5.models/prune" in champion.tags
     assert champion.run_id
-    mlflow.set_tracking_uri(f"sqlite:///{repo}/mlflow.db")
+    mlflow.set_tracking_uri(f"sqlite:///{repo.path}/mlflow.db")
     model = mlflow.pyfunc.load_model("models:/sora@champion")
     out = model.predict(pd.DataFrame({"text": ["这部电影很好", "the movie was awful"]}))
     assert list(out.columns[:2]) == ["label", "probability"] and len(out) == 2
     assert out["probability"].between(0.5, 1.0).all()
 
     cli = [sys.executable, "-m", "sora.cli", "predict"]
-    ok = run(cli + ["这本书很好", "great movie", "中英 mixed 文本 text"], repo)
+    ok = repo.run(cli + ["这本书很好", "great movie", "中英 mixed 文本 text"])
     assert len(ok.stdout.strip().splitlines()) == 3
-    long_text = run(cli + ["good " * 20_000, "--model", "models/prune"], repo)  # 100k chars (argv limit: 128 KiB)
+    long_text = repo.run(cli + ["good " * 20_000, "--model", "models/prune"])  # 100k chars (argv limit: 128 KiB)
     assert long_text.returncode == 0
-    empty = run(cli + [""], repo, check=False)
+    empty = repo.run(cli + [""], check=False)
     assert empty.returncode == 1 and "empty text" in empty.stderr
-    missing = run(cli + ["--input", "nope.csv"], repo, check=False)
+    missing = repo.run(cli + ["--input", "nope.csv"], check=False)
     assert missing.returncode == 1 and "no such file" in missing.stderr
-    (repo / "bad.csv").write_text("words\nhello\n")
-    bad = run(cli + ["--input", "bad.csv"], repo, check=False)
+    (repo.path / "bad.csv").write_text("words\nhello\n")
+    bad = repo.run(cli + ["--input", "bad.csv"], check=False)
     assert bad.returncode == 1 and "no 'text' column" in bad.stderr and "Traceback" not in bad.stderr
-    (repo / "in.txt").write_text("好看\nboring film\n")
-    written = run(cli + ["--input", "in.txt", "--output", "out.csv"], repo)
+    (repo.path / "in.txt").write_text("好看\nboring film\n")
+    written = repo.run(cli + ["--input", "in.txt", "--output", "out.csv"])
     assert "wrote 2 predictions" in written.stdout
-    assert pd.read_csv(repo / "out.csv")["label"].isin([0, 1]).all()
+    assert pd.read_csv(repo.path / "out.csv")["label"].isin([0, 1]).all()
 
 
 def test_worse_candidate_stays_candidate(repo):
     client, _ = mlflow_runs(repo)
     before = client.get_model_version_by_alias("sora", "champion").version
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["prune"].update(sparsity=0.99, recovery_epochs=0)  # a deliberately broken candidate
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
-    out = dvc(repo, "repro", "register")
+    repo.set_params(prune={"sparsity": 0.99, "recovery_epochs": 0})  # a deliberately broken candidate
+    out = repo.dvc("repro", "register")
     assert "stays candidate" in out.stdout and "test macro-F1" in out.stdout
     assert client.get_model_version_by_alias("sora", "champion").version == before
     candidate = client.get_model_version_by_alias("sora", "candidate").version
     assert int(candidate) == int(before) + 1
-    decision = json.loads((repo / "metrics/register.json").read_text())
-    assert decision["promoted"] == 0 and "< champion's" in decision["reason"]
-    assert decision["candidate_test_f1"] < decision["champion_test_f1"]
+    decision = repo.read_json("metrics/register.json")
+    assert decision["promoted"] == 0 and "< champion's" in out.stdout
+    assert decision["candidate"]["test_f1"] < decision["champion"]["test_f1"]
 
 
 def _stage_env():
@@ -173,14 +181,11 @@ def _stage_env():
 
 
 def test_ddp_two_processes_make_one_child_run(repo):
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["trainer"].update(devices=2, strategy="ddp", accelerator="cpu")
-    params["finetune"]["max_epochs"] = 1
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+    repo.set_params(trainer={"devices": 2, "strategy": "ddp", "accelerator": "cpu"}, finetune={"max_epochs": 1})
     _, before = mlflow_runs(repo)
     result = subprocess.run(
-        [sys.executable, "-m", "sora.stages.finetune"],
-        cwd=repo,
+        repo.stage_command("finetune"),
+        cwd=repo.path,
         env=_stage_env(),
         capture_output=True,
         text=True,
@@ -191,12 +196,17 @@ def test_ddp_two_processes_make_one_child_run(repo):
     _, after = mlflow_runs(repo)
     new = [r for r in after if r.info.run_id not in {b.info.run_id for b in before}]
     assert len([r for r in new if r.data.tags.get("sora.stage") == "finetune"]) == 1
-    assert json.loads((repo / "metrics/finetune.json").read_text())["test_acc"] > 0
+    assert repo.read_json("metrics/finetune.json")["test"]["all"]["acc"] > 0
 
 
 def _kill_when_checkpointed(cmd, repo, last):
     proc = subprocess.Popen(
-        cmd, cwd=repo, env=_stage_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        cmd,
+        cwd=repo.path,
+        env=_stage_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.time() + 240
     while not last.exists() and time.time() < deadline and proc.poll() is None:
@@ -207,20 +217,17 @@ def _kill_when_checkpointed(cmd, repo, last):
 
 
 def test_killed_finetune_resumes_from_last_checkpoint(repo):
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["trainer"].update(devices=1, strategy="auto")
-    params["finetune"].update(max_epochs=12, patience=12)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
-    cmd = [sys.executable, "-m", "sora.stages.finetune"]
-    last = repo / ".sora/work/finetune/last.ckpt"
+    repo.set_params(finetune={"max_epochs": 12, "patience": 12})
+    cmd = repo.stage_command("finetune")
+    last = repo.path / ".sora/work/finetune/last.ckpt"
     _kill_when_checkpointed(cmd, repo, last)
     assert last.exists(), "no last.ckpt was written before the kill"
     import torch
 
     assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] < 12
-    resumed = subprocess.run(cmd, cwd=repo, env=_stage_env(), capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(cmd, cwd=repo.path, env=_stage_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from .sora/work/finetune/last.ckpt" in resumed.stdout
     assert "Restoring states from the checkpoint path" in resumed.stderr + resumed.stdout
     assert not last.exists()  # the work dir is cleared once the fit completes
-    assert (repo / "models/finetune/best.ckpt").exists() and (repo / "models/finetune/last.ckpt").exists()
+    assert (repo.path / "models/finetune/best.ckpt").exists() and (repo.path / "models/finetune/last.ckpt").exists()

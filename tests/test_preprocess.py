@@ -26,7 +26,7 @@ def test_dedup_on_normalised_text_and_conflicts_dropped_with_reasons():
     assert reasons["duplicate"] == ["a:2", "a:4"]
     assert reasons["conflicting_labels"] == ["a:5", "a:6"]
     assert reasons["language_not_zh_or_en"] == ["a:7"]
-    assert reasons["shorter_than_2_chars"] == ["a:8"]
+    assert reasons["too_short"] == ["a:8"]
     assert cleaned.conflicting_texts == 1
     assert len(cleaned.rows) + len(cleaned.rejects) == len(raw)  # nothing dropped silently
 

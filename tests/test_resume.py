@@ -1,9 +1,9 @@
-from sora.stages import training
+from sora.training.fit import ResumableFit
 
 
 def test_resume_only_with_the_same_fingerprint(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    work = training.ResumableFit("finetune", print_fn=lambda *_: None)
+    work = ResumableFit(tmp_path / "work/finetune", print_fn=lambda *_: None)
     assert work.prepare("fp-1") is None  # fresh
     (work.dir / "last.ckpt").write_bytes(b"x")
     assert work.prepare("fp-1") == str(work.dir / "last.ckpt")  # same params/data: resume

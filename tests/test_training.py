@@ -1,11 +1,6 @@
-import random
-
-import pandas as pd
 import pytest
 import torch
 
-from sora.config import ModelParams, TrainerParams
-from sora.data.vocab import Vocab
 from sora.training.data import TextDataModule
 from sora.training.modules import ClassifierModule, PretrainModule, build_classifier
 from sora.training.trainer import (
@@ -18,49 +13,26 @@ from sora.training.trainer import (
     seed_and_threads,
 )
 
-SPECIALS = ["<pad>", "<unk>", "<cls>", "<mask>", "<bos>", "<eos>"]
-FILLER = {
-    "zh": ["我们", "今天", "电影", "东西", "觉得", "这个"],
-    "en": ["we", "today", "movie", "thing", "think", "this"],
-}
-CUE = {("zh", 0): "差", ("zh", 1): "好", ("en", 0): "bad", ("en", 1): "good"}
-K = 2  # filler words per example
-MODEL = ModelParams(d_model=32, n_heads=2, n_layers=1, ff_dim=64, dropout=0.0, max_len=16, decoder_layers=1)
-
-
-def synthetic(n: int, seed: int) -> pd.DataFrame:
-    """Label is decided by one cue token hidden among filler words, in both languages."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        lang, label = ("zh", "en")[i % 2], rng.randint(0, 1)
-        toks = rng.sample(FILLER[lang], K)
-        toks.insert(rng.randint(0, K), CUE[(lang, label)])
-        rows.append({"tokens": toks, "label": label, "lang": lang})
-    return pd.DataFrame(rows)
-
 
 @pytest.fixture(scope="module")
-def data():
-    train, val = synthetic(64, 0), synthetic(32, 1)
-    vocab = Vocab.build(train["tokens"], SPECIALS, min_freq=1, max_size=200)
-    return train, val, vocab
+def data(synthetic):
+    return synthetic
 
 
-def make_dm(data, batch_size=4):
+def make_dm(data, model, batch_size=4):
     train, val, vocab = data
-    return TextDataModule(train, val, val, vocab=vocab, max_len=MODEL.max_len, batch_size=batch_size)
+    return TextDataModule(train, val, val, vocab=vocab, max_len=model.max_len, batch_size=batch_size)
 
 
-def make_module(vocab, **kw):
-    return ClassifierModule(len(vocab), vocab.pad_id, MODEL, num_classes=2, lr=1e-2, **kw)
+def make_module(vocab, model, **kw):
+    return ClassifierModule(len(vocab), vocab.pad_id, model, num_classes=2, lr=1e-2, **kw)
 
 
-def test_fit_checkpoint_roundtrip(data, tmp_path):
+def test_fit_checkpoint_roundtrip(data, tmp_path, tiny_model, trainer_params):
     _, _, vocab = data
-    params = TrainerParams(seed=0, log_every_n_steps=1)
+    params = trainer_params(seed=0, log_every_n_steps=1)
     seed_and_threads(params)
-    module = make_module(vocab)
+    module = make_module(vocab, tiny_model)
     ckpt_dir = tmp_path / "ckpt"
     trainer = build_trainer(
         params,
@@ -69,7 +41,7 @@ def test_fit_checkpoint_roundtrip(data, tmp_path):
         callbacks=checkpoint_callbacks(ckpt_dir, "val_acc", "max", patience=2),
         enable_progress_bar=False,
     )
-    dm = make_dm(data)
+    dm = make_dm(data, tiny_model)
     trainer.fit(module, datamodule=dm)
     m = trainer.callback_metrics
     assert m["val_acc"] > 0.9, dict(m)
@@ -105,35 +77,40 @@ def test_fit_checkpoint_roundtrip(data, tmp_path):
         callbacks=checkpoint_callbacks(ckpt_dir, "val_acc", "max"),
         enable_progress_bar=False,
     )
-    trainer.fit(make_module(vocab), datamodule=make_dm(data), ckpt_path=resume_path(ckpt_dir), weights_only=True)
+    trainer.fit(
+        make_module(vocab, tiny_model),
+        datamodule=make_dm(data, tiny_model),
+        ckpt_path=resume_path(ckpt_dir),
+        weights_only=True,
+    )
     assert trainer.current_epoch == 3
 
 
 @pytest.mark.parametrize("method", ["fgm", "freelb"])
-def test_adversarial_fit(data, tmp_path, method):
+def test_adversarial_fit(data, tmp_path, method, tiny_model, trainer_params):
     _, _, vocab = data
-    seed_and_threads(TrainerParams(seed=0))
-    module = make_module(vocab, adv_method=method, adv_epsilon=0.5, adv_steps=2, adv_step_size=0.3)
+    seed_and_threads(trainer_params(seed=0))
+    module = make_module(vocab, tiny_model, adv_method=method, adv_epsilon=0.5, adv_steps=2, adv_step_size=0.3)
     trainer = build_trainer(
-        TrainerParams(),
+        trainer_params(),
         max_epochs=1,
         default_root_dir=tmp_path,
         enable_progress_bar=False,
         limit_train_batches=3,
         num_sanity_val_steps=0,
     )
-    trainer.fit(module, datamodule=make_dm(data))
+    trainer.fit(module, datamodule=make_dm(data, tiny_model))
     assert torch.isfinite(trainer.callback_metrics["train_loss"])
 
 
-def test_pretrain_then_init_classifier(data, tmp_path):
+def test_pretrain_then_init_classifier(data, tmp_path, tiny_model, trainer_params):
     train, val, vocab = data
-    seed_and_threads(TrainerParams(seed=0))
+    seed_and_threads(trainer_params(seed=0))
     dm = TextDataModule(
         train,
         val,
         vocab=vocab,
-        max_len=MODEL.max_len,
+        max_len=tiny_model.max_len,
         batch_size=16,
         mode="denoise",
         mask_rate=0.2,
@@ -142,9 +119,9 @@ def test_pretrain_then_init_classifier(data, tmp_path):
         max_span=2,
         seed=0,
     )
-    module = PretrainModule(len(vocab), vocab.pad_id, MODEL, lr=3e-3)
+    module = PretrainModule(len(vocab), vocab.pad_id, tiny_model, lr=3e-3)
     trainer = build_trainer(
-        TrainerParams(),
+        trainer_params(),
         max_epochs=2,
         default_root_dir=tmp_path,
         enable_progress_bar=False,
@@ -156,20 +133,20 @@ def test_pretrain_then_init_classifier(data, tmp_path):
     assert dm.datasets["train"].epoch == 1  # noise was re-drawn for the second epoch
 
     enc_state, hparams = load_pretrained_encoder_state(tmp_path / "pre" / "last.ckpt")
-    clf = make_module(vocab)
+    clf = make_module(vocab, tiny_model)
     clf.load_encoder_state(enc_state)
     assert torch.equal(clf.model.encoder.tok.weight, module.autoencoder.encoder.tok.weight)
     assert hparams["vocab_size"] == len(vocab)
 
 
-def test_ddp_spawn_two_processes(data, tmp_path):
+def test_ddp_spawn_two_processes(data, tmp_path, tiny_model, trainer_params):
     _, _, vocab = data
-    params = TrainerParams(accelerator="cpu", devices=2, strategy="ddp_spawn", threads=1, seed=0)
+    params = trainer_params(accelerator="cpu", devices=2, strategy="ddp_spawn", threads=1, seed=0)
     seed_and_threads(params)
     trainer = build_trainer(
         params, max_epochs=1, default_root_dir=tmp_path, enable_progress_bar=False, num_sanity_val_steps=0
     )
-    trainer.fit(make_module(vocab), datamodule=make_dm(data))
+    trainer.fit(make_module(vocab, tiny_model), datamodule=make_dm(data, tiny_model))
     assert "val_acc" in trainer.callback_metrics and "val_acc_zh" in trainer.callback_metrics
 
 
@@ -177,16 +154,16 @@ def test_finetune_refuses_labels_with_an_unseen_class():
     import pandas as pd
 
     from sora.data.sources import DataError
-    from sora.stages.finetune import class_count
+    from sora.training.fit import class_count
 
     def split(labels):
         return pd.DataFrame({"label": labels})
 
-    assert class_count({"train": split([0, 1, 1]), "val": split([1]), "test": split([0])}) == 2
+    assert class_count(split([0, 1, 1]), split([1]), split([0])) == 2
     with pytest.raises(DataError, match=r"no examples of label\(s\) \[2, 3, 4, 5, 6\]"):
-        class_count({"train": split([0, 1, 7]), "val": split([1]), "test": split([0])})
+        class_count(split([0, 1, 7]), split([1]), split([0]))
     with pytest.raises(DataError, match=r"label\(s\) \[2\]"):  # a class only val/test know is unseen too
-        class_count({"train": split([0, 1]), "val": split([2]), "test": split([0])})
+        class_count(split([0, 1]), split([2]), split([0]))
 
 
 def test_warm_start_carries_adam_moments_and_sets_this_runs_lr():

@@ -22,7 +22,7 @@ def test_valid_files_pass(tmp_path):
     csv = tmp_path / "ok.csv"
     csv.write_text("text,label,lang\n好看,1,zh\nbad movie,0,en\n", encoding="utf-8")
     jsonl = tmp_path / "ok.jsonl"
-    jsonl.write_text("\n".join(json.dumps({"text": t, "label": l}) for t, l in [("good", 1), ("差", 0)]))
+    jsonl.write_text("\n".join(json.dumps({"text": t, "label": y}) for t, y in [("good", 1), ("差", 0)]))
     pq = tmp_path / "ok.parquet"
     pd.DataFrame({"text": ["a b", "c d"], "label": [0, 1]}).to_parquet(pq)
     tsv = tmp_path / "ok.tsv"

@@ -13,14 +13,8 @@ Deep-copying or pickling a pruned model needs :func:`detach_masked_weights` firs
 grad-enabled forward). The state dict then has ``*_orig``/``*_mask`` keys: call :func:`make_permanent`
 before saving a model that an unpruned architecture has to load.
 
-nn.MultiheadAttention caveat (handled here): MHA reads ``out_proj.weight`` directly and never *calls*
-``out_proj``, so PyTorch's pruning hook on ``out_proj`` never fires. The masked weight would then be a
-stale tensor computed once at pruning time: training ignores updates to it and the second backward
-fails ("Trying to backward through the graph a second time"). :func:`global_magnitude_prune` therefore
-adds a pre-hook on the MHA module itself that re-applies out_proj's mask on every forward.
-``in_proj_weight`` is an MHA parameter, so its own hook (on the MHA module) is enough. Any forward
-pre-hook also disables TransformerEncoderLayer's inference fast path (which would read the weights
-without running hooks), so masked weights are always the ones used.
+Masks are applied by forward pre-hooks, so they hold for a weight only while the module that owns it
+computes through its own ``forward`` (true of every Linear and Embedding in Sora's models).
 """
 
 from __future__ import annotations
@@ -56,25 +50,15 @@ def _effective(module: nn.Module, name: str) -> torch.Tensor:
 
 
 def prunable_parameters(model: nn.Module, include_embeddings: bool = True) -> list[tuple[nn.Module, str]]:
-    """(module, name) pairs for every Linear weight (incl. MultiheadAttention.out_proj, a Linear subclass),
-    every MultiheadAttention packed ``in_proj_weight`` (or q/k/v_proj_weight when kdim/vdim differ) and,
-    optionally, every Embedding weight. Biases, LayerNorm and anything else are never included.
+    """(module, name) pairs for every Linear weight and, optionally, every Embedding weight. Biases,
+    LayerNorm and anything else are never included.
 
     Works on already-pruned models (the slot is found through ``name_orig``). A Parameter shared by two
     modules (tied weights) is skipped with a warning: masking it through one owner would leave the other
     alias unmasked, so the tie would silently break.
     """
-    candidates: list[tuple[nn.Module, str]] = []
-    for module in model.modules():
-        if isinstance(module, nn.Linear):
-            candidates.append((module, "weight"))
-        elif isinstance(module, nn.MultiheadAttention):
-            if module._qkv_same_embed_dim:
-                candidates.append((module, "in_proj_weight"))
-            else:
-                candidates += [(module, n) for n in ("q_proj_weight", "k_proj_weight", "v_proj_weight")]
-        elif include_embeddings and isinstance(module, nn.Embedding):
-            candidates.append((module, "weight"))
+    kinds = (nn.Linear, nn.Embedding) if include_embeddings else (nn.Linear,)
+    candidates = [(module, "weight") for module in model.modules() if isinstance(module, kinds)]
     # Count every owner of each Parameter in the whole model to detect ties.
     owners: dict[int, int] = {}
     for module in model.modules():
@@ -101,28 +85,6 @@ def _has_pruning_hook(module: nn.Module) -> bool:
     return any(isinstance(h, prune.BasePruningMethod) for h in module._forward_pre_hooks.values())
 
 
-def _sync_out_proj_mask(module: nn.MultiheadAttention, args) -> None:
-    """Forward pre-hook on an MHA: re-apply the pruning hooks of ``module.out_proj`` (which MHA never calls).
-
-    Module-level function taking the module as argument, so deepcopy/pickle of the model stay correct."""
-    out_proj = module.out_proj
-    for hook in list(out_proj._forward_pre_hooks.values()):
-        if isinstance(hook, prune.BasePruningMethod):
-            hook(out_proj, args)
-
-
-def _sync_hook_keys(module: nn.Module) -> list[int]:
-    return [k for k, h in module._forward_pre_hooks.items() if h is _sync_out_proj_mask]
-
-
-def _install_mha_sync_hooks(model: nn.Module) -> None:
-    for module in model.modules():
-        if isinstance(module, nn.MultiheadAttention) and _has_pruning_hook(module.out_proj):
-            if not _sync_hook_keys(module):
-                module.register_forward_pre_hook(_sync_out_proj_mask)
-                _sync_out_proj_mask(module, None)  # refresh now, not only at the next forward
-
-
 def global_magnitude_prune(
     model: nn.Module, sparsity: float, include_embeddings: bool = True, normalize: bool = False
 ) -> nn.Module:
@@ -134,10 +96,11 @@ def global_magnitude_prune(
     so the caller can fine-tune to recover accuracy before :func:`make_permanent`. Returns ``model``
     (modified in place).
 
-    Scale caveat: one global threshold compares raw magnitudes across tensors. ``nn.Embedding`` is
-    initialised N(0, 1) while Linear/attention weights are ~U(+-1/sqrt(fan_in)), so with embeddings
-    included the smallest 70% can be *every* Linear weight (seen on the untrained Sora classifier: all
-    attention, feed-forward and head weights 100% pruned). ``normalize=True`` ranks ``|w| / rms(w)`` per
+    Scale caveat: one global threshold compares raw magnitudes across tensors. Sora's embeddings are
+    initialised N(0, 0.02) while its Linear weights are ~U(+-1/sqrt(fan_in)), so on an untrained model the
+    threshold takes embedding weights first, and when they are a small share of the model it can take
+    *every* one of them (an untrained Sora classifier with a 50-token vocabulary loses both embedding
+    tables at 0.7). ``normalize=True`` ranks ``|w| / rms(w)`` per
     tensor instead (still one global threshold, passed as ``importance_scores``), which keeps every tensor
     alive. A warning is emitted whenever some tensor ends up fully pruned.
     """
@@ -160,7 +123,6 @@ def global_magnitude_prune(
             rms = nz.pow(2).mean().sqrt() if nz.numel() else w.new_tensor(1.0)
             scores[(m, n)] = w / rms.clamp(min=1e-12)
     prune.global_unstructured(params, pruning_method=prune.L1Unstructured, importance_scores=scores, amount=amount)
-    _install_mha_sync_hooks(model)
     report = sparsity_report(model, include_embeddings)["per_parameter"]
     dead = [name for name, s in report.items() if s >= 1.0]
     if dead:
@@ -195,9 +157,6 @@ def make_permanent(model: nn.Module) -> nn.Module:
     """``prune.remove`` on every pruned parameter: ``p = p_orig * p_mask`` becomes a plain Parameter again,
     the ``_orig``/``_mask`` tensors and hooks go away, and the state dict has the original key names.
     Zeros stay zero but are no longer enforced (further training may revive them). Returns ``model``."""
-    for module in model.modules():
-        for key in _sync_hook_keys(module):
-            del module._forward_pre_hooks[key]
     for module in model.modules():
         names = [h._tensor_name for h in module._forward_pre_hooks.values() if isinstance(h, prune.BasePruningMethod)]
         for name in names:

@@ -8,16 +8,8 @@ What gets quantised:
 * ``nn.Embedding`` -> ``QuantizedEmbedding`` (quint8 rows with per-row float scale/zero-point,
   ``float_qparams_weight_only_qconfig``) when ``quantize_embeddings=True``. These dominate the size of
   a 30k-vocabulary model, so this is what makes a >3x smaller state dict possible.
-* Stays fp32: LayerNorms and, in a model built on ``nn.MultiheadAttention``, its packed
-  ``in_proj_weight`` (a raw Parameter) and ``out_proj`` (excluded on purpose by torch).
+* Stays fp32: LayerNorms (and the embeddings when ``quantize_embeddings=False``).
   :func:`quantization_summary` reports the exact split.
-
-Fast-path fix (models built on ``nn.TransformerEncoderLayer``): in eval mode ``TransformerEncoderLayer.forward`` probes ``self.linear1.weight`` etc. as
-tensors for its fused kernel; after quantisation ``weight`` is a method and the forward raises
-``AttributeError: 'function' object has no attribute 'device'``. The quantised copy therefore gets a
-no-op forward pre-hook on every TransformerEncoderLayer (the documented way the layer falls back to
-its Python path, which calls the quantised modules) and ``use_nested_tensor=False`` on every
-``nn.TransformerEncoder``.
 
 A quantised state dict only loads into a model that was quantised the same way: rebuild the float
 model, run :func:`quantize_dynamic_int8` on it, then ``load_state_dict`` (or pickle the whole module).
@@ -34,20 +26,6 @@ from torch import nn
 from sora.compression.prune import detach_masked_weights, is_pruned, make_permanent
 
 __all__ = ["quantize_dynamic_int8", "quantization_summary"]
-
-
-def _slow_path_hook(module: nn.Module, args) -> None:
-    """No-op forward pre-hook; its presence makes TransformerEncoderLayer skip the fused fast path."""
-    return None
-
-
-def _disable_transformer_fast_path(model: nn.Module) -> None:
-    for module in model.modules():
-        if isinstance(module, nn.TransformerEncoderLayer):
-            if not any(h is _slow_path_hook for h in module._forward_pre_hooks.values()):
-                module.register_forward_pre_hook(_slow_path_hook)
-        elif isinstance(module, nn.TransformerEncoder):
-            module.use_nested_tensor = False
 
 
 def quantize_dynamic_int8(model: nn.Module, quantize_embeddings: bool = True) -> nn.Module:
@@ -72,7 +50,6 @@ def quantize_dynamic_int8(model: nn.Module, quantize_embeddings: bool = True) ->
         warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*deprecated.*")
         warnings.filterwarnings("ignore", message=r".*quantize_per_channel.*deprecated.*")
         qmodel = quantize_dynamic(work, spec, dtype=torch.qint8)
-    _disable_transformer_fast_path(qmodel)
     return qmodel
 
 

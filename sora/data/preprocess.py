@@ -10,6 +10,18 @@ import pandas as pd
 from sora.data.text import detect_lang, normalise, tokenise_many
 
 REJECT_COLUMNS = ["text", "source", "ref", "reason", "detail"]
+# every reason a row can be dropped for, from ingest (invalid_row, ambiguous_rating, malformed_line) to here
+REJECT_REASONS = (
+    "invalid_row",
+    "ambiguous_rating",
+    "malformed_line",
+    "empty_after_normalisation",
+    "language_not_zh_or_en",
+    "too_short",
+    "too_long",
+    "conflicting_labels",
+    "duplicate",
+)
 
 
 @dataclass
@@ -46,10 +58,10 @@ def clean_labeled(raw: pd.DataFrame, min_chars: int, max_chars: int) -> Cleaned:
     rejects.append(_reject(df[other], "language_not_zh_or_en"))
     df = df[~other]
     short = df["text"].str.len() < min_chars
-    rejects.append(_reject(df[short], f"shorter_than_{min_chars}_chars"))
+    rejects.append(_reject(df[short], "too_short"))
     df = df[~short]
     long = df["text"].str.len() > max_chars
-    rejects.append(_reject(df[long], f"longer_than_{max_chars}_chars"))
+    rejects.append(_reject(df[long], "too_long"))
     df = df[~long]
 
     labels_per_text = df.groupby("text")["label"].nunique()

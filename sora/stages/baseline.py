@@ -4,28 +4,20 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sora.config import Params
+from sora.evaluation.baseline import evaluate_baseline
 from sora.io import write_json
-from sora.stages.common import METRICS, PROCESSED, main, require
-from sora.tracking.runs import stage_run
+from sora.pipeline.entry import StageContext, require, stage_main
 
 
-def run_baseline(params: Params) -> dict:
-    from sora.evaluation.baseline import evaluate_baseline
-
-    paths = {s: PROCESSED / f"{s}.parquet" for s in ("train", "val", "test")}
+def run(ctx: StageContext) -> None:
+    paths = {s: getattr(ctx.args, s) for s in ("train", "val", "test")}
     require(*paths.values())
     splits = {s: pd.read_parquet(p, columns=["text", "label", "lang"]) for s, p in paths.items()}
-    metrics = evaluate_baseline(splits, params.baseline.C, params.baseline.max_iter)
-    write_json(METRICS / "baseline.json", metrics)
-    print("baseline: " + ", ".join(f"{k}={v}" for k, v in metrics.items() if k.endswith("test_acc")))
-    return metrics
-
-
-def run(params: Params) -> None:
-    with stage_run("baseline", params, ("baseline",), inputs=["data/processed"]) as mlflow:
-        mlflow.log_metrics(run_baseline(params))
+    metrics = {"test": evaluate_baseline(splits, ctx.params.baseline.C, ctx.params.baseline.max_iter)}
+    write_json(ctx.args.metrics, metrics)
+    ctx.log_metrics(metrics)
+    print("baseline test accuracy: " + ", ".join(f"{lang} {m['acc']}" for lang, m in metrics["test"].items()))
 
 
 if __name__ == "__main__":
-    main(run)
+    stage_main("baseline", run)

@@ -1,62 +1,32 @@
 """harden: adversarial fine-tuning from the finetune checkpoint. Embedding-space attacks (FGM / PGD / FreeLB,
 `harden.method`) make the decision boundary smooth around each example; two discrete terms cover edits that
-no embedding ball contains: text-level noise augmentation (`harden.noise_augment`: that share of train texts
-perturbed by the bilingual attack suite, with a seed different from evaluation's) and a token adversary
-(`harden.token_budget`: each batch also trained with its most salient tokens hidden behind <unk>, the words a
-greedy attacker goes for first).
+no embedding ball contains: text-level noise augmentation (`harden.noise_augment`) and a token adversary
+(`harden.token_budget`: each batch also trained with its most salient tokens hidden behind <unk>).
 -> models/harden/{best,last}.ckpt, metrics/harden.json, plots/harden.csv."""
 
 from __future__ import annotations
 
-import random
+from sora.data.vocab import Vocab
+from sora.io import read_json, write_json
+from sora.pipeline.entry import StageContext, read_frames, require, stage_main
+from sora.pipeline.spec import fingerprint
+from sora.training.augment import augment_with_attacks
+from sora.training.classify import fit_and_score
+from sora.training.fit import ResumableFit
+from sora.training.modules import ClassifierModule
+from sora.training.trainer import classifier_state, load_checkpoint, seed_and_threads
 
-import pandas as pd
-
-from sora.config import Params
-from sora.stages.common import MODELS, PROCESSED, VOCAB, main, require
-from sora.stages.finetune import fit_classifier, report
-from sora.stages.training import load_splits, load_vocab, log_final, maybe_stage_run
-
-FINETUNED = MODELS / "finetune" / "best.ckpt"
 AUGMENT_SEED_OFFSET = 1_000_003  # keeps augmentation noise apart from evaluation's attack_seed
 
 
-def augment_with_attacks(
-    train: pd.DataFrame, share: float, budget: float, seed: int, exclude: set[str] = frozenset()
-) -> pd.DataFrame:
-    """Perturbed copies of a seeded `share` of the train rows, one random suite attack each, re-tokenised.
-    A copy that equals an existing text (train, or `exclude`: val/test) is dropped, so no split leaks."""
-    from sora.data.preprocess import add_tokens
-    from sora.data.text import normalise
-    from sora.evaluation.attacks import ATTACKS, attacks_for
-
-    if share <= 0:
-        return train
-    picked = train.sample(frac=share, random_state=seed)
-    rows = []
-    for i, (text, lang, label) in enumerate(zip(picked["text"], picked["lang"], picked["label"])):
-        rng = random.Random(f"augment:{seed}:{i}")
-        name = rng.choice(attacks_for(lang))
-        perturbed = normalise(ATTACKS[name][1](text, lang, budget, rng))
-        rows.append({"text": perturbed, "label": label, "lang": lang, "source": f"augment:{name}"})
-    extra = pd.DataFrame(rows, columns=["text", "label", "lang", "source"])
-    extra = extra[~extra["text"].isin(set(train["text"]) | set(exclude))].drop_duplicates("text")
-    if extra.empty:
-        return train
-    extra = add_tokens(extra.reset_index(drop=True))
-    return pd.concat([train, extra[train.columns]], ignore_index=True)
-
-
-def harden(params: Params, mlflow=None) -> dict:
-    from sora.training.modules import ClassifierModule
-    from sora.training.trainer import classifier_state, load_checkpoint, seed_and_threads
-
-    h = params.harden
+def run(ctx: StageContext) -> None:
+    params, args, h = ctx.params, ctx.args, ctx.params.harden
     seed_and_threads(params.trainer)
-    require(FINETUNED)
-    splits = load_splits("train", "val", "test")
-    vocab = load_vocab()
-    finetuned = load_checkpoint(FINETUNED)  # once: weights, hparams and optimizer state
+    finetuned_ckpt = args.finetuned / "best.ckpt"
+    require(args.vocab, args.baseline, finetuned_ckpt)
+    vocab = Vocab.load(args.vocab)
+    splits = read_frames(args, "train", "val", "test")
+    finetuned = load_checkpoint(finetuned_ckpt)  # once: weights, hparams and optimizer state
     state, hp = classifier_state(finetuned)
     module = ClassifierModule(
         len(vocab),
@@ -74,41 +44,25 @@ def harden(params: Params, mlflow=None) -> dict:
         adv_token_budget=h.token_budget,
     )
     module.model.load_state_dict(state)
-    if h.continue_optimizer:  # finetune's Adam moments: a fresh Adam knocks the converged model off (warm_start)
+    if h.continue_optimizer:  # a fresh Adam moves every weight by about lr at first and knocks the model off
         module.warm_optimizer_state = finetuned["optimizer_states"][0]
-    train = augment_with_attacks(
+    splits["train"] = augment_with_attacks(
         splits["train"],
         h.noise_augment,
         params.evaluate.attack_budget,
         params.evaluate.attack_seed + AUGMENT_SEED_OFFSET,
         exclude=set(splits["val"]["text"]) | set(splits["test"]["text"]),
     )
-    metrics = fit_classifier(
-        params,
-        "harden",
-        module,
-        vocab,
-        train,
-        splits["val"],
-        splits["test"],
-        h.max_epochs,
-        None,
-        [VOCAB, PROCESSED, FINETUNED],
-        mlflow,
-        h.val_checks_per_epoch,
-    )
-    return report("harden", metrics, label=f" ({h.method})")
-
-
-def run(params: Params) -> None:
-    with maybe_stage_run(
-        "harden",
-        params,
-        ("model", "trainer", "harden"),
-        inputs=["data/processed", "data/vocab.json", "models/finetune"],
-    ) as mlflow:
-        log_final(mlflow, harden(params, mlflow))
+    metrics, seconds = fit_and_score(
+        params, module, vocab, splits, h.max_epochs, None, ResumableFit(ctx.work_dir), fingerprint(params, ctx.spec),
+        args.out, args.plot, read_json(args.baseline), ctx.lightning_loggers(), h.val_checks_per_epoch,
+    )  # fmt: skip
+    if metrics is None:
+        return
+    write_json(args.metrics, metrics)
+    ctx.log_metrics({**metrics, "train_seconds": round(seconds, 1)})
+    print(f"harden ({h.method}): {metrics}")
 
 
 if __name__ == "__main__":
-    main(run)
+    stage_main("harden", run)

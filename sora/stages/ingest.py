@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import importlib.metadata
+from pathlib import Path
 
 import pandas as pd
 
 from sora.config import Params
 from sora.data import sources
 from sora.io import write_json, write_parquet
-from sora.stages.common import RAW, main
-from sora.tracking.runs import stage_run
+from sora.pipeline.entry import StageContext, stage_main
 
 
-def ingest(params: Params) -> dict:
+def ingest(params: Params, out: Path) -> dict:
     p = params.ingest
     labeled, unlabeled, rejects, manifest = [], [], [], []
 
@@ -88,21 +88,19 @@ def ingest(params: Params) -> dict:
     )
 
     # Everything was read: only now write, each file atomically.
-    write_parquet(RAW / "labeled.parquet", labeled_df)
-    write_parquet(RAW / "unlabeled.parquet", unlabeled_df)
-    write_parquet(RAW / "rejected.parquet", rejects_df)
-    write_json(RAW / "manifest.json", {"sora_version": importlib.metadata.version("sora"), "sources": manifest})
+    write_parquet(out / "labeled.parquet", labeled_df)
+    write_parquet(out / "unlabeled.parquet", unlabeled_df)
+    write_parquet(out / "rejected.parquet", rejects_df)
+    write_json(out / "manifest.json", {"sora_version": importlib.metadata.version("sora"), "sources": manifest})
     counts = {"labeled_rows": len(labeled_df), "unlabeled_rows": len(unlabeled_df), "ingest_rejected": len(rejects_df)}
     print(f"ingest: {counts}")
     return counts
 
 
-def run(params: Params) -> None:
-    with stage_run("ingest", params, ("ingest",)) as mlflow:
-        counts = ingest(params)
-        mlflow.log_metrics(counts)
-        mlflow.log_artifact(str(RAW / "manifest.json"))
+def run(ctx: StageContext) -> None:
+    ctx.log_metrics(ingest(ctx.params, ctx.args.out))
+    ctx.log_artifact(ctx.args.out / "manifest.json")
 
 
 if __name__ == "__main__":
-    main(run)
+    stage_main("ingest", run)

@@ -3,47 +3,29 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import torch
 
-from sora.config import Params
+from sora.data.vocab import Vocab
 from sora.io import atomic_path, write_json
-from sora.stages.common import METRICS, MODELS, PROCESSED, VOCAB, main
-from sora.stages.training import (
-    EpochCSV,
-    ResumableFit,
-    Timer,
-    fingerprint,
-    load_splits,
-    load_vocab,
-    log_final,
-    loggers,
-    maybe_stage_run,
-)
-
-OUT = MODELS / "pretrain"
+from sora.pipeline.entry import StageContext, read_frames, require, stage_main
+from sora.pipeline.spec import fingerprint
+from sora.training.data import TextDataModule, pretrain_corpus
+from sora.training.fit import ResumableFit, fit_resumable
+from sora.training.modules import PretrainModule
+from sora.training.trainer import seed_and_threads
 
 
-def pretrain_corpus(params: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
-    splits = load_splits("train", "val", "unlabeled")
-    texts = pd.concat([splits["train"][["tokens", "lang"]], splits["unlabeled"][["tokens", "lang"]]], ignore_index=True)
-    if len(texts) > params.pretrain.max_texts:
-        texts = texts.sample(n=params.pretrain.max_texts, random_state=params.trainer.seed)
-    return texts, splits["val"][["tokens", "lang"]]
-
-
-def pretrain(params: Params, mlflow=None) -> dict:
-    from sora.training.data import TextDataModule
-    from sora.training.modules import PretrainModule
-    from sora.training.trainer import build_trainer, checkpoint_callbacks, seed_and_threads
-
+def run(ctx: StageContext) -> None:
+    params, args = ctx.params, ctx.args
     p, t = params.pretrain, params.trainer
     seed_and_threads(t)
-    vocab = load_vocab()
-    train, val = pretrain_corpus(params)
+    require(args.vocab)
+    vocab = Vocab.load(args.vocab)
+    frames = read_frames(args, "train", "val", "unlabeled", columns=["tokens", "lang"])
+    texts = pretrain_corpus(frames["train"], frames["unlabeled"], p.max_texts, t.seed)
     data = TextDataModule(
-        train,
-        val,
+        texts,
+        frames["val"],
         vocab=vocab,
         max_len=min(p.max_len, params.model.max_len),
         batch_size=t.batch_size,
@@ -56,47 +38,43 @@ def pretrain(params: Params, mlflow=None) -> dict:
         seed=t.seed,
     )
     module = PretrainModule(len(vocab), vocab.pad_id, params.model, lr=p.lr, loss_fraction=p.loss_fraction)
-    work = ResumableFit("pretrain")
-    resume = work.prepare(fingerprint(params, ("model", "trainer", "pretrain"), [VOCAB, PROCESSED]))
-    trainer = build_trainer(
+    work = ResumableFit(ctx.work_dir)
+    trainer, seconds = fit_resumable(
+        module,
+        data,
         t,
         p.max_epochs,
-        work.dir,
-        callbacks=checkpoint_callbacks(work.dir, "val_loss", "min"),
-        logger=loggers(params, mlflow, "pretrain"),
+        work,
+        fingerprint(params, ctx.spec),
+        args.plot,
+        "val_loss",
+        "min",
+        loggers=ctx.lightning_loggers(),
     )
-    with Timer() as timer:
-        trainer.fit(module, datamodule=data, ckpt_path=resume)
-    trainer.loggers = [lg for lg in trainer.loggers if not isinstance(lg, EpochCSV)]
+    trainer.loggers = ctx.lightning_loggers()  # the validation below is not an epoch of the curve
     best = trainer.validate(module, datamodule=data, ckpt_path="best", verbose=False)[0] if p.max_epochs else {}
+    if not trainer.is_global_zero:
+        return
     metrics = {
-        "val_loss": round(best.get("val_loss", float("nan")), 5),
-        "val_token_acc": round(best.get("val_token_acc", float("nan")), 5),
-        "train_texts": len(train),
-        "epochs": p.max_epochs,
-        "train_seconds": round(timer.seconds, 1),
+        "val": {
+            "loss": round(best.get("val_loss", float("nan")), 5),
+            "token_acc": round(best.get("val_token_acc", float("nan")), 5),
+        },
+        "train_texts": len(texts),
     }
-    if trainer.is_global_zero:
-        state = {
-            "state_dict": {k: v.cpu() for k, v in module.encoder_state_dict().items()},
-            "vocab_size": len(vocab),
-            "pad_id": vocab.pad_id,
-            "model_params": params.model.model_dump(),
-        }
-        with atomic_path(OUT / "encoder.pt") as tmp:
-            torch.save(state, tmp)
-        work.finish(OUT)
-        write_json(METRICS / "pretrain.json", metrics)
-        print(f"pretrain: {metrics}")
-    return metrics
-
-
-def run(params: Params) -> None:
-    with maybe_stage_run(
-        "pretrain", params, ("model", "trainer", "pretrain"), inputs=["data/processed", "data/vocab.json"]
-    ) as mlflow:
-        log_final(mlflow, pretrain(params, mlflow))
+    state = {
+        "state_dict": {k: v.cpu() for k, v in module.encoder_state_dict().items()},
+        "vocab_size": len(vocab),
+        "pad_id": vocab.pad_id,
+        "model_params": params.model.model_dump(),
+    }
+    with atomic_path(args.out / "encoder.pt") as tmp:
+        torch.save(state, tmp)
+    work.finish(args.out)
+    write_json(args.metrics, metrics)
+    ctx.log_metrics({**metrics, "train_seconds": round(seconds, 1)})
+    print(f"pretrain: {metrics}")
 
 
 if __name__ == "__main__":
-    main(run)
+    stage_main("pretrain", run)

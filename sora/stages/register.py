@@ -4,55 +4,37 @@ printed, logged to MLflow and written to metrics/register.json."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
+from pathlib import Path
 
 import pandas as pd
 
 from sora.config import Params
 from sora.io import read_json, write_json
-from sora.stages.common import METRICS, MODELS, main, require
-from sora.tracking.runs import dvc_hashes, git_commit, stage_run
+from sora.pipeline.entry import StageContext, require, stage_main
+from sora.pipeline.imports import pinned_requirements, walk
+from sora.tracking.runs import dvc_hashes, git_commit
 
-BUNDLE = MODELS / "prune"
-PIP_PACKAGES = (
-    "torch",
-    "numpy",
-    "pandas",
-    "spacy",
-    "jieba",
-    "scikit-learn",
-    "pyyaml",
-    "pydantic",
-    "torchmetrics",
-    "lightning",
-    "mlflow",
-)
 EXAMPLE = ["这本书写得很好，推荐！", "The plot was dull and far too long."]
+SERVED_MODULE = "sora.tracking.pyfunc"  # what `mlflow.pyfunc.load_model` runs, with everything it imports
 
 
 def pip_requirements() -> list[str]:
-    """Pinned to what this environment runs (explicit, so log_model does not spend 10 s inferring them)."""
-    out = []
-    for name in PIP_PACKAGES:
-        try:
-            version = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-        out.append(f"{name}=={version.split('+')[0]}")
-    return out
+    """The installed versions of every package the served code imports (read from its source), so the model
+    installs from its own requirements into a clean environment."""
+    return pinned_requirements(walk(SERVED_MODULE).packages)
 
 
-def rescore_f1(model_uri: str) -> float:
+def rescore_f1(model_uri: str, test_path: Path) -> float:
     import mlflow
     from sklearn.metrics import f1_score
 
-    test = pd.read_parquet("data/processed/test.parquet", columns=["text", "label"])
+    test = pd.read_parquet(test_path, columns=["text", "label"])
     predicted = mlflow.pyfunc.load_model(model_uri).predict(test[["text"]])["label"]
     return round(float(f1_score(test["label"], predicted, average="macro")), 5)
 
 
-def register(params: Params, mlflow) -> dict:
+def register(params: Params, mlflow, bundle: Path, prune_metrics_path: Path, test_path: Path, lineage_paths) -> dict:
     from mlflow.models import infer_signature
 
     from sora.inference import load_bundle
@@ -60,20 +42,16 @@ def register(params: Params, mlflow) -> dict:
     from sora.tracking.registry import Decision, champion_metrics, decide
 
     r = params.register_
-    require(BUNDLE / "weights.pt", METRICS / "prune.json")
-    prune_metrics = read_json(METRICS / "prune.json")
+    require(bundle / "weights.pt", prune_metrics_path, test_path)
     variant = r.variant
-    candidate = {
-        "test_f1": float(prune_metrics[f"{variant}_test_f1"]),
-        "test_acc": float(prune_metrics[f"{variant}_test_acc"]),
-        "attack_acc": float(prune_metrics[f"{variant}_attack_acc"]),
-    }
+    scores = read_json(prune_metrics_path)[variant]
+    candidate = {k: float(scores[k]) for k in ("test_f1", "test_acc", "attack_acc")}
     example = pd.DataFrame({"text": EXAMPLE})
-    signature = infer_signature(example, load_bundle(BUNDLE).predict_frame(EXAMPLE))
+    signature = infer_signature(example, load_bundle(bundle).predict_frame(EXAMPLE))
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=SoraModel(),
-        artifacts={"bundle": str(BUNDLE)},
+        artifacts={"bundle": str(bundle)},
         code_paths=[os.path.join(os.path.dirname(__file__), os.pardir)],
         signature=signature,
         input_example=example,
@@ -82,8 +60,9 @@ def register(params: Params, mlflow) -> dict:
     )
     client = mlflow.MlflowClient()
     version = str(info.registered_model_version)
-    champion_version, champion = champion_metrics(client, r.model_name)
-    data_md5 = dvc_hashes(["data/processed"]).get("data/processed")
+    champion_version, champion = champion_metrics(client, r.model_name, f"dvc.md5.{test_path}")
+    hashes = dvc_hashes(lineage_paths)
+    test_md5 = hashes.get(str(test_path))
     if champion_version and champion is None:
         decision = Decision(
             False,
@@ -91,9 +70,9 @@ def register(params: Params, mlflow) -> dict:
             "hand?): compare and move the alias yourself",
         )
     else:
-        if champion and champion.get("data_md5") != data_md5:
+        if champion and champion.get("test_md5") != test_md5:
             # Scores from another test split are not comparable: score the champion on this one.
-            champion = {**champion, "test_f1": rescore_f1(f"models:/{r.model_name}/{champion_version}")}
+            champion = {**champion, "test_f1": rescore_f1(f"models:/{r.model_name}/{champion_version}", test_path)}
             print(
                 f"register: champion v{champion_version} re-scored on the current test split: "
                 f"macro-F1 {champion['test_f1']:.4f}"
@@ -111,38 +90,35 @@ def register(params: Params, mlflow) -> dict:
     }
     if commit := git_commit():
         lineage["git.commit"] = commit
-    for path, md5 in dvc_hashes(["data/processed", "data/vocab.json", "models/prune"]).items():
+    for path, md5 in hashes.items():
         lineage[f"dvc.md5.{path}"] = md5
     for key, value in lineage.items():
         client.set_model_version_tag(r.model_name, version, key, str(value))
     client.set_registered_model_alias(r.model_name, "candidate", version)
     if decision.promote:
         client.set_registered_model_alias(r.model_name, "champion", version)
-    champion_after = version if decision.promote else champion_version
-    result = {
-        "version": int(version),
-        "promoted": int(decision.promote),
-        "reason": decision.reason,
-        "champion_version": int(champion_after) if champion_after else None,
-        "previous_champion_version": int(champion_version) if champion_version else None,
-        **{f"candidate_{k}": v for k, v in candidate.items()},
-        **({f"champion_{k}": v for k, v in champion.items() if k != "data_md5"} if champion else {}),
-    }
-    mlflow.log_dict(result, "register_decision.json")
-    mlflow.set_tags(
-        {"sora.decision": "promoted" if decision.promote else "kept champion", "sora.decision_reason": decision.reason}
-    )
-    mlflow.log_metrics({"promoted": int(decision.promote), "version": int(version)})
-    write_json(METRICS / "register.json", result)
+    decision_text = "promoted" if decision.promote else "kept champion"
+    mlflow.set_tags({"sora.decision": decision_text, "sora.decision_reason": decision.reason})
     verdict = "PROMOTED to champion" if decision.promote else "stays candidate"
     print(f"register: {r.model_name} version {version} {verdict}: {decision.reason}")
-    return result
+    # numbers only (the reason is a tag of the run and of the version); 0 = no champion
+    return {
+        "version": int(version),
+        "promoted": int(decision.promote),
+        "champion_version": int(version if decision.promote else champion_version or 0),
+        "previous_champion_version": int(champion_version or 0),
+        "candidate": candidate,
+        "champion": {k: v for k, v in (champion or {}).items() if k != "test_md5"},
+    }
 
 
-def run(params: Params) -> None:
-    with stage_run("register", params, ("register",), inputs=["models/prune"]) as mlflow:
-        register(params, mlflow)
+def run(ctx: StageContext) -> None:
+    args = ctx.args
+    result = register(ctx.params, ctx.mlflow, args.bundle, args.prune_metrics, args.test, ctx.spec.data_deps)
+    write_json(args.metrics, result)
+    ctx.log_metrics(result)
+    ctx.mlflow.log_dict(result, "register_decision.json")
 
 
 if __name__ == "__main__":
-    main(run)
+    stage_main("register", run)

@@ -34,7 +34,7 @@ def decide(
     )
 
 
-def champion_metrics(client, name: str) -> tuple[str | None, dict[str, float] | None]:
+def champion_metrics(client, name: str, test_md5_tag: str) -> tuple[str | None, dict[str, float] | None]:
     """(version, gate metrics) of the current champion, read from the version's tags (metrics None when the
     champion carries none, e.g. it was aliased by hand)."""
     from mlflow.exceptions import MlflowException
@@ -53,5 +53,5 @@ def champion_metrics(client, name: str) -> tuple[str | None, dict[str, float] | 
     return version.version, {
         "test_f1": float(tags["sora.test_f1"]),
         "attack_acc": float(tags["sora.attack_acc"]),
-        "data_md5": tags.get("dvc.md5.data/processed"),
+        "test_md5": tags.get(test_md5_tag),
     }

@@ -18,22 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from sora.config import Params
+from sora.pipeline.spec import StageSpec
 
 PARENT_ENV = "SORA_PARENT_RUN_ID"
 STATE_FILE = Path(".sora/pipeline_run.json")
 
 
-RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
-
-
-def is_rank_zero() -> bool:
-    """Lightning's ddp launcher, torchrun and SLURM start the stage once per process with one of these set;
-    only global rank 0 talks to MLflow and writes outputs."""
-    return all(int(os.environ.get(name, "0") or 0) == 0 for name in RANK_VARIABLES)
-
-
 def tracking_uri(params: Params, root: Path | None = None) -> str:
-    """Relative sqlite paths resolve against the repo root so stages, flow and UI share one store."""
+    """MLFLOW_TRACKING_URI when set (the flow sets it for DVC experiments, which run in a temporary copy of
+    the repo), else params' tracking.uri with relative sqlite paths resolved against the repo root, so
+    stages, flow and UI share one store."""
+    if env_uri := os.environ.get("MLFLOW_TRACKING_URI"):
+        return env_uri
     uri = params.tracking.uri
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
@@ -110,6 +106,17 @@ def create_parent_run(params: Params, name: str = "pipeline", tags: dict[str, st
     return client.create_run(exp_id, tags=all_tags, run_name=name).info.run_id
 
 
+def finish_parent_run(params: Params, run_id: str, records: list[dict], failed: bool) -> None:
+    """Close the flow's parent run: FINISHED or FAILED, with each stage's status and wall time."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri(params))
+    for rec in records:
+        client.set_tag(run_id, f"sora.stage.{rec['stage']}", rec["status"])
+        client.log_metric(run_id, f"stage_seconds.{rec['stage']}", rec["seconds"])
+    client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")
+
+
 def resolve_parent_run(params: Params) -> str:
     if run_id := os.environ.get(PARENT_ENV):
         return run_id
@@ -145,46 +152,63 @@ def flat_params(blocks: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def dvc_hashes(paths: list[str]) -> dict[str, str]:
-    """md5 of each path as recorded in dvc.lock (the output of the stage that produced it)."""
+def dvc_hashes(paths: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """md5 of each path as dvc.lock records it for the stage output that holds it (the output itself, or the
+    folder it lies in)."""
     import yaml
 
     lock = Path("dvc.lock")
     if not lock.exists():
         return {}
-    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    outs = {
+        out["path"]: out["md5"]
+        for stage in ((yaml.safe_load(lock.read_text()) or {}).get("stages") or {}).values()
+        for out in stage.get("outs", [])
+        if out.get("md5")
+    }
     hashes: dict[str, str] = {}
-    for stage in stages.values():
-        for out in stage.get("outs", []):
-            if out.get("path") in paths and out.get("md5"):
-                hashes[out["path"]] = out["md5"]
+    for path in paths:
+        holder = next((o for o in outs if path == o or path.startswith(o.rstrip("/") + "/")), None)
+        if holder is not None:
+            hashes[path] = outs[holder]
     return hashes
 
 
+def lightning_logger(params: Params, run_id: str):
+    """Lightning's MLflow logger writing into an existing run (the stage's child run)."""
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    return MLFlowLogger(
+        experiment_name=params.tracking.experiment, tracking_uri=tracking_uri(params), run_id=run_id, log_model=False
+    )
+
+
 @contextmanager
-def stage_run(stage: str, params: Params, blocks: tuple[str, ...], inputs: list[str] = ()) -> Iterator[Any]:
-    """Child run of the pipeline parent for one stage; logs params of `blocks`, git commit, input hashes.
-    Yields the `mlflow` module with the child run active (only call from rank zero)."""
+def stage_run(spec: StageSpec, params: Params) -> Iterator[Any]:
+    """Child run of the pipeline parent for one stage: the params and data deps its dvc.yaml entry declares
+    (deps as MLflow datasets with their dvc.lock md5), git commit. Yields the `mlflow` module with the child
+    run active (only call from rank zero)."""
+    from sora.pipeline.spec import declared_params
+
     mlflow, exp_id = setup_mlflow(params)
     parent_id = resolve_parent_run(params)
-    tags = {"mlflow.parentRunId": parent_id, "sora.stage": stage, "sora.kind": "stage"}
+    tags = {"mlflow.parentRunId": parent_id, "sora.stage": spec.name, "sora.kind": "stage"}
     if commit := git_commit():
         tags["mlflow.source.git.commit"] = commit
         tags["git.dirty"] = str(git_dirty())
     status = "FAILED"
     try:
-        with mlflow.start_run(experiment_id=exp_id, run_name=stage, tags=tags):
-            dumped = params.model_dump(by_alias=True)
-            mlflow.log_params(flat_params({b: dumped[b] for b in blocks}))
-            mlflow.log_dict(dumped, "resolved_params.yaml")  # the whole validated config, defaults included
-            hashes = dvc_hashes(list(inputs))
+        with mlflow.start_run(experiment_id=exp_id, run_name=spec.name, tags=tags):
+            mlflow.log_params(flat_params(declared_params(params, spec)))
+            mlflow.log_dict(params.model_dump(by_alias=True), "resolved_params.yaml")
+            hashes = dvc_hashes(spec.data_deps)
             if hashes:
                 from mlflow.data.dataset_source_registry import resolve_dataset_source
                 from mlflow.data.meta_dataset import MetaDataset
 
                 for path, md5 in hashes.items():
                     source = resolve_dataset_source(Path(path).resolve().as_uri())
-                    mlflow.log_input(MetaDataset(source, name=path, digest=md5[:20]), context=stage)
+                    mlflow.log_input(MetaDataset(source, name=path, digest=md5[:20]), context=spec.name)
                 mlflow.set_tags({f"dvc.md5.{p}": h for p, h in hashes.items()})
             yield mlflow
         status = "FINISHED"

@@ -189,3 +189,10 @@ class TextDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=fn,
         )
+
+
+def pretrain_corpus(train: pd.DataFrame, unlabeled: pd.DataFrame, max_texts: int, seed: int) -> pd.DataFrame:
+    """The texts the autoencoder learns from: train-split texts (labels unused) and the unlabeled corpora,
+    a seeded sample of at most max_texts."""
+    texts = pd.concat([train[["tokens", "lang"]], unlabeled[["tokens", "lang"]]], ignore_index=True)
+    return texts.sample(n=max_texts, random_state=seed) if len(texts) > max_texts else texts

@@ -8,9 +8,13 @@ spread over the first half of the run and the second half spent at the final spa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
+import torch
 
 from sora.compression import global_magnitude_prune
+from sora.config import Params
 
 
 def cubic_sparsity(final: float, cut: int, cuts: int) -> float:
@@ -44,3 +48,43 @@ class GradualPruning(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._cut_to(module, self.cuts)  # a run shorter than planned still ends at the target sparsity
+
+
+def prune_and_recover(params: Params, model: torch.nn.Module, vocab, train) -> None:
+    """Gradual pruning to `prune.sparsity` in `prune.cuts` steps during a short recovery fine-tune (masks
+    active, so pruned weights stay zero while the rest adapt); one-shot pruning when recovery_epochs is 0."""
+    from sora.training.data import TextDataModule
+    from sora.training.modules import ClassifierModule
+    from sora.training.trainer import build_trainer
+
+    p, t = params.prune, params.trainer
+    if not p.recovery_epochs:
+        global_magnitude_prune(model, p.sparsity, include_embeddings=p.include_embeddings, normalize=True)
+        return
+    module = ClassifierModule(
+        vocab_size=len(vocab),
+        pad_id=vocab.pad_id,
+        model_params=params.model,
+        num_classes=model.head.out_features,
+        lr=p.lr,
+        weight_decay=params.finetune.weight_decay,
+        token_dropout=params.finetune.token_dropout,
+        unk_id=vocab.unk_id,
+    )
+    module.model = model
+    data = TextDataModule(
+        train, vocab=vocab, max_len=params.model.max_len, batch_size=t.batch_size, num_workers=t.num_workers,
+        seed=t.seed,
+    )  # fmt: skip
+    # One device: the masks are forward hooks on this process's module (nothing to gain from DDP here).
+    single = t.model_copy(update={"devices": 1, "num_nodes": 1, "strategy": "auto"})
+    trainer = build_trainer(
+        single,
+        p.recovery_epochs,
+        Path(".sora/work/prune"),
+        logger=False,
+        enable_checkpointing=False,
+        callbacks=[GradualPruning(p.sparsity, p.cuts, p.include_embeddings)],
+    )
+    trainer.fit(module, datamodule=data)
+    model.eval()

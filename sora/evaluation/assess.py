@@ -1,0 +1,119 @@
+"""Scoring a classifier checkpoint on the test split under the attack suite, one model per worker process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sora.config import EvaluateParams
+
+
+def load_predictor(ckpt: Path, vocab, batch_size: int):
+    from sora.inference import Predictor
+    from sora.training.trainer import load_classifier
+
+    model, hp = load_classifier(ckpt)
+    return Predictor(model, vocab, hp["model_params"]["max_len"], batch_size, cache_tokens=True)
+
+
+def assess(
+    ckpt: Path, test_path: Path, vocab_path: Path, e: EvaluateParams, threads: int, progress: bool
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """One model: clean test probabilities, its robustness table and per-example outcomes (clean included).
+    Runs in a worker process of its own when there are several, so it loads its own inputs (nothing large
+    crosses the process boundary)."""
+    import torch
+
+    from sora.data.vocab import Vocab
+    from sora.evaluation.attacks import run_suite
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    test = pd.read_parquet(test_path)
+    predictor = load_predictor(ckpt, Vocab.load(vocab_path), e.batch_size)
+    probs = predictor.predict_proba(test["text"].tolist(), test["lang"].tolist())
+    print(f"evaluate: attacking {ckpt}", flush=True)
+    table, outcomes = run_suite(
+        test["text"].tolist(),
+        test["label"].tolist(),
+        test["lang"].tolist(),
+        predictor.predict_proba,
+        budget=e.attack_budget,
+        seed=e.attack_seed,
+        include_greedy=True,
+        max_greedy_examples=e.attack_max_examples,
+        batch_size=e.batch_size,
+        progress=progress,
+        with_outcomes=True,
+    )
+    clean = pd.DataFrame(
+        {
+            "attack": "clean",
+            "lang": test["lang"].to_numpy(),
+            "example": np.arange(len(test)),
+            "correct": probs.argmax(1) == test["label"].to_numpy(),
+        }
+    )
+    return probs, table, pd.concat([clean, outcomes], ignore_index=True)
+
+
+def assess_all(
+    checkpoints: dict[str, Path], test_path: Path, vocab_path: Path, e: EvaluateParams, threads: int, processes: int
+) -> dict[str, tuple[np.ndarray, pd.DataFrame, pd.DataFrame]]:
+    """Every model, side by side in `processes` worker processes (the attack suite is mostly single-threaded
+    tokenisation, so one process per model uses the cores a single process leaves idle)."""
+    names = list(checkpoints)
+    processes = min(processes, len(names))
+    if processes <= 1:
+        results = {n: assess(checkpoints[n], test_path, vocab_path, e, threads, True) for n in names}
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        per_process = max(1, (threads or os.cpu_count() or 1) // processes)
+        # spawn, not fork: a forked copy of a process that already runs torch's thread pool can deadlock.
+        with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+            # Only the first model draws a progress bar: two bars from two processes would garble the log.
+            futures = {
+                n: pool.submit(assess, checkpoints[n], test_path, vocab_path, e, per_process, i == 0)
+                for i, n in enumerate(names)
+            }
+            results = {n: f.result() for n, f in futures.items()}
+    return {n: (probs, table.assign(model=n), outcomes) for n, (probs, table, outcomes) in results.items()}
+
+
+def attack_metrics(table: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
+    """{attack: {lang: {acc, success_rate}}} from the suite's table."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for row in table.itertuples():
+        out.setdefault(row.attack, {})[row.lang] = {
+            "acc": round(float(row.accuracy_under_attack), 5),
+            "success_rate": round(float(row.attack_success_rate), 5),
+        }
+    return out
+
+
+def worst_case_accuracy(predictor, test: pd.DataFrame, e: EvaluateParams) -> float:
+    """Accuracy under the worst perturbation per example ('all_perturbations'), both languages, on a capped
+    seeded sample per language (the greedy attack is left to `evaluate`: too costly to repeat per variant)."""
+    from sora.evaluation.attacks import run_suite
+
+    sample = pd.concat(
+        [g.sample(n=min(len(g), e.attack_max_examples), random_state=e.attack_seed) for _, g in test.groupby("lang")]
+    )
+    table = run_suite(
+        sample["text"].tolist(),
+        sample["label"].tolist(),
+        sample["lang"].tolist(),
+        predictor.predict_proba,
+        budget=e.attack_budget,
+        seed=e.attack_seed,
+        include_greedy=False,
+        batch_size=e.batch_size,
+        progress=False,
+    )
+    worst = table[table["attack"] == "all_perturbations"]
+    return float((worst["accuracy_under_attack"] * worst["n"]).sum() / worst["n"].sum())

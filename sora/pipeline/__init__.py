@@ -1,0 +1,1 @@
+"""What stage entry points share: their declaration in dvc.yaml and the wrapper that runs them."""

@@ -1,0 +1,73 @@
+"""Fit a classifier resumably and score its best checkpoint: what finetune and harden share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from sora.config import Params
+from sora.evaluation.baseline import baseline_gap
+from sora.training.data import TextDataModule
+from sora.training.fit import ResumableFit, epochs_to_best, fit_resumable
+
+
+def fit_and_score(
+    params: Params,
+    module,
+    vocab,
+    splits: dict[str, pd.DataFrame],
+    max_epochs: int,
+    patience: int | None,
+    work: ResumableFit,
+    fp: str,
+    out: Path,
+    curve: Path,
+    baseline: dict | None,
+    loggers: list,
+    val_checks_per_epoch: int = 1,
+) -> tuple[dict | None, float]:
+    """Fit on splits['train'] (early stopping on val macro-F1), copy best/last checkpoints to `out`, and
+    return (nested val/test metrics of the best checkpoint beside the baseline, wall seconds). The metrics
+    are None off global rank zero."""
+    t = params.trainer
+    data = TextDataModule(
+        splits["train"],
+        splits["val"],
+        splits["test"],
+        vocab=vocab,
+        max_len=params.model.max_len,
+        batch_size=t.batch_size,
+        num_workers=t.num_workers,
+        mode="classify",
+        seed=t.seed,
+    )
+    trainer, seconds = fit_resumable(
+        module, data, t, max_epochs, work, fp, curve, "val_f1", "max", patience, loggers, val_checks_per_epoch
+    )
+    if not trainer.is_global_zero:
+        return None, seconds
+    metrics = score_checkpoint(work.dir / "best.ckpt", {"val": splits["val"], "test": splits["test"]}, vocab)
+    if baseline:
+        metrics["test_minus_baseline"] = baseline_gap(metrics["test"], baseline["test"])
+    metrics["train_examples"] = len(splits["train"])
+    metrics["epochs"] = {"run": int(trainer.current_epoch), "to_best": epochs_to_best(curve)}
+    work.finish(out)
+    return metrics, seconds
+
+
+def score_checkpoint(ckpt: Path, splits: dict[str, pd.DataFrame], vocab) -> dict[str, dict[str, dict[str, float]]]:
+    """{split: {all|zh|en: {acc, f1}}} of a classifier checkpoint, scored on one process (under DDP the
+    distributed sampler pads the last batches with repeats, which would skew trainer.validate's numbers)."""
+    from sora.evaluation.report import clean_metrics
+    from sora.inference import Predictor
+    from sora.training.trainer import load_classifier
+
+    model, hp = load_classifier(ckpt)
+    predictor = Predictor(model, vocab, hp["model_params"]["max_len"])
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for split, frame in splits.items():
+        ids = [vocab.encode(list(toks), predictor.max_len) for toks in frame["tokens"]]
+        scores = clean_metrics(predictor.predict_ids(ids), frame["label"].to_numpy(), frame["lang"].to_numpy())
+        out[split] = {lang: {m: by_lang[m] for m in ("acc", "f1")} for lang, by_lang in scores.items()}
+    return out
