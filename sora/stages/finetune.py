@@ -1,5 +1,5 @@
 """finetune: classifier with its encoder initialised from pretraining (or scratch), early-stopped on val
-macro-F1 -> models/finetune/{best,last}.ckpt, metrics/finetune.json, plots/finetune.csv."""
+macro-F1 -> models/finetune/{best,last}.ckpt, metrics/finetune.json, plots/finetune/ (curves)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def run(ctx: StageContext) -> None:
         module.load_encoder_state(state["state_dict"])
     metrics, seconds = fit_and_score(
         params, module, vocab, splits, p.max_epochs, p.patience, ResumableFit(ctx.work_dir),
-        fingerprint(params, ctx.spec), args.out, args.plot, read_json(args.baseline), ctx.lightning_loggers(),
+        fingerprint(params, ctx.spec), args.out, args.plots, read_json(args.baseline), ctx.lightning_loggers(),
     )  # fmt: skip
     if metrics is None:
         return

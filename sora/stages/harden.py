@@ -2,7 +2,7 @@
 `harden.method`) make the decision boundary smooth around each example; two discrete terms cover edits that
 no embedding ball contains: text-level noise augmentation (`harden.noise_augment`) and a token adversary
 (`harden.token_budget`: each batch also trained with its most salient tokens hidden behind <unk>).
--> models/harden/{best,last}.ckpt, metrics/harden.json, plots/harden.csv."""
+-> models/harden/{best,last}.ckpt, metrics/harden.json, plots/harden/ (curves)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def run(ctx: StageContext) -> None:
     )
     metrics, seconds = fit_and_score(
         params, module, vocab, splits, h.max_epochs, None, ResumableFit(ctx.work_dir), fingerprint(params, ctx.spec),
-        args.out, args.plot, read_json(args.baseline), ctx.lightning_loggers(), h.val_checks_per_epoch,
+        args.out, args.plots, read_json(args.baseline), ctx.lightning_loggers(), h.val_checks_per_epoch,
     )  # fmt: skip
     if metrics is None:
         return

@@ -1,5 +1,5 @@
 """pretrain: denoising autoencoder on unlabeled text (train split texts of both languages, labels unused,
-+ unlabeled corpora from ingest) -> models/pretrain/encoder.pt, metrics/pretrain.json, plots/pretrain.csv."""
++ unlabeled corpora from ingest) -> models/pretrain/encoder.pt, metrics/pretrain.json, plots/pretrain/ (curves)."""
 
 from __future__ import annotations
 
@@ -46,12 +46,11 @@ def run(ctx: StageContext) -> None:
         p.max_epochs,
         work,
         fingerprint(params, ctx.spec),
-        args.plot,
         "val_loss",
         "min",
         loggers=ctx.lightning_loggers(),
     )
-    trainer.loggers = ctx.lightning_loggers()  # the validation below is not an epoch of the curve
+    trainer.loggers = ctx.lightning_loggers()  # the validation below is not a point of the DVC curves
     best = trainer.validate(module, datamodule=data, ckpt_path="best", verbose=False)[0] if p.max_epochs else {}
     if not trainer.is_global_zero:
         return
@@ -70,7 +69,7 @@ def run(ctx: StageContext) -> None:
     }
     with atomic_path(args.out / "encoder.pt") as tmp:
         torch.save(state, tmp)
-    work.finish(args.out)
+    work.finish(args.out, args.plots)
     write_json(args.metrics, metrics)
     ctx.log_metrics({**metrics, "train_seconds": round(seconds, 1)})
     print(f"pretrain: {metrics}")

@@ -9,7 +9,7 @@ import pandas as pd
 from sora.config import Params
 from sora.evaluation.baseline import baseline_gap
 from sora.training.data import TextDataModule
-from sora.training.fit import ResumableFit, epochs_to_best, fit_resumable
+from sora.training.fit import ResumableFit, best_epoch, fit_resumable
 
 
 def fit_and_score(
@@ -22,12 +22,13 @@ def fit_and_score(
     work: ResumableFit,
     fp: str,
     out: Path,
-    curve: Path,
+    plots: Path,
     baseline: dict | None,
     loggers: list,
     val_checks_per_epoch: int = 1,
 ) -> tuple[dict | None, float]:
-    """Fit on splits['train'] (early stopping on val macro-F1), copy best/last checkpoints to `out`, and
+    """Fit on splits['train'] (early stopping on val macro-F1), copy best/last checkpoints to `out` and the
+    curves to `plots`, and
     return (nested val/test metrics of the best checkpoint beside the baseline, wall seconds). The metrics
     are None off global rank zero."""
     t = params.trainer
@@ -43,7 +44,7 @@ def fit_and_score(
         seed=t.seed,
     )
     trainer, seconds = fit_resumable(
-        module, data, t, max_epochs, work, fp, curve, "val_f1", "max", patience, loggers, val_checks_per_epoch
+        module, data, t, max_epochs, work, fp, "val_f1", "max", patience, loggers, val_checks_per_epoch
     )
     if not trainer.is_global_zero:
         return None, seconds
@@ -51,8 +52,8 @@ def fit_and_score(
     if baseline:
         metrics["test_minus_baseline"] = baseline_gap(metrics["test"], baseline["test"])
     metrics["train_examples"] = len(splits["train"])
-    metrics["epochs"] = {"run": int(trainer.current_epoch), "to_best": epochs_to_best(curve)}
-    work.finish(out)
+    metrics["epochs"] = {"run": int(trainer.current_epoch), "to_best": best_epoch(work.dir / "best.ckpt")}
+    work.finish(out, plots)
     return metrics, seconds
 
 

@@ -3,14 +3,11 @@ the DVC plots, and the scoring of a classifier checkpoint per split and language
 
 from __future__ import annotations
 
-import csv
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
-from lightning.pytorch.loggers.logger import Logger
 
 from sora.config import TrainerParams
 from sora.errors import DataError
@@ -19,9 +16,10 @@ from sora.ranks import is_rank_zero
 
 
 class ResumableFit:
-    """A work dir holding the checkpoints of an interrupted fit and the fingerprint of what produced them.
-    A rerun with the same fingerprint resumes from last.ckpt; anything else starts fresh. On success the
-    checkpoints are copied to the stage's output folder and the work dir is removed."""
+    """A work dir holding the checkpoints and curves of an interrupted fit and the fingerprint of what produced
+    them. A rerun with the same fingerprint resumes from last.ckpt; anything else starts fresh. On success the
+    checkpoints are copied to the stage's output folder, the curves to its plots folder, and the work dir is
+    removed. (DVC deletes a stage's outputs before it reruns the stage, so they cannot hold this state.)"""
 
     def __init__(self, work_dir: Path, print_fn=print):
         self.dir = Path(work_dir)
@@ -38,7 +36,11 @@ class ResumableFit:
                 stamp.write_text(fp)
         return str(last) if last.exists() and stamp.exists() and stamp.read_text() == fp else None
 
-    def finish(self, out_dir: Path) -> None:
+    @property
+    def curves(self) -> Path:
+        return self.dir / "dvclive"
+
+    def finish(self, out_dir: Path, plots_dir: Path | None = None) -> None:
         if not is_rank_zero():
             return
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -46,52 +48,10 @@ class ResumableFit:
             if (self.dir / name).exists():
                 with atomic_path(out_dir / name) as tmp:
                     shutil.copyfile(self.dir / name, tmp)
+        if plots_dir is not None:
+            shutil.rmtree(plots_dir, ignore_errors=True)
+            shutil.copytree(self.curves / "plots" / "metrics", plots_dir)
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class EpochCSV(Logger):
-    """One row per epoch (epoch-level metrics only) in a CSV: the DVC plot source. A copy in the fit's work
-    dir lets a resumed fit keep the epochs it already has (DVC deletes the plot, a stage output, before
-    rerunning the stage)."""
-
-    def __init__(self, path: Path, work_copy: Path | None = None):
-        super().__init__()
-        self.path, self.work_copy = Path(path), work_copy
-        self.rows: dict[int, dict[str, float]] = {}
-        if work_copy is not None and Path(work_copy).exists():
-            for row in pd.read_csv(work_copy).to_dict("records"):
-                self.rows[int(row["epoch"])] = {k: v for k, v in row.items() if pd.notna(v)}
-
-    @property
-    def name(self) -> str:
-        return "epoch_csv"
-
-    @property
-    def version(self) -> str:
-        return "0"
-
-    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        if not is_rank_zero() or "epoch" not in metrics:
-            return
-        epoch = int(metrics["epoch"])
-        row = self.rows.setdefault(epoch, {"epoch": epoch})
-        row.update({k: float(v) for k, v in metrics.items() if k != "epoch" and not k.endswith("_step")})
-        self._write()
-
-    def _write(self) -> None:
-        columns = sorted({k for r in self.rows.values() for k in r} - {"epoch"})
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for path in filter(None, (self.path, self.work_copy)):
-            if not Path(path).parent.exists():  # the work dir is gone once the fit has finished
-                continue
-            with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=["epoch", *columns])
-                writer.writeheader()
-                for epoch in sorted(self.rows):
-                    writer.writerow(self.rows[epoch])
 
 
 def fit_resumable(
@@ -101,7 +61,6 @@ def fit_resumable(
     max_epochs: int,
     work: ResumableFit,
     fp: str,
-    curve: Path,
     monitor: str,
     mode: str,
     patience: int | None = None,
@@ -109,16 +68,22 @@ def fit_resumable(
     val_checks_per_epoch: int = 1,
 ):
     """Fit with best/last checkpoints in the work dir, resuming an interrupted fit of the same fingerprint.
+    Curves go to MLflow (through `loggers`) and, per step, to dvclive TSVs in the work dir (the DVC plots).
     Returns the trainer and the wall time in seconds."""
+    from dvclive.lightning import DVCLiveLogger
+
     from sora.training.trainer import build_trainer, checkpoint_callbacks
 
     resume = work.prepare(fp)
+    curves = DVCLiveLogger(
+        dir=str(work.curves), resume=resume is not None, save_dvc_exp=False, dvcyaml=False, report=None
+    )
     trainer = build_trainer(
         trainer_params,
         max_epochs,
         work.dir,
         callbacks=checkpoint_callbacks(work.dir, monitor, mode, patience),
-        logger=[*(loggers or []), EpochCSV(curve, work.dir / "epochs.csv")],
+        logger=[*(loggers or []), curves],
         val_check_interval=1 / val_checks_per_epoch,
     )
     start = time.perf_counter()
@@ -126,14 +91,11 @@ def fit_resumable(
     return trainer, time.perf_counter() - start
 
 
-def epochs_to_best(curve: Path, monitor: str = "val_f1") -> int | None:
-    """1-based epoch with the best monitored value, from the epoch CSV."""
-    if not curve.exists():
-        return None
-    frame = pd.read_csv(curve)
-    if monitor not in frame or frame[monitor].isna().all():
-        return None
-    return int(frame.loc[frame[monitor].idxmax(), "epoch"]) + 1
+def best_epoch(ckpt: Path) -> int:
+    """1-based epoch at which the checkpoint was saved."""
+    import torch
+
+    return int(torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"]) + 1
 
 
 def class_count(train: pd.DataFrame, *others: pd.DataFrame, where: str = "train split") -> int:
