@@ -8,8 +8,6 @@ from sora.training.trainer import (
     checkpoint_callbacks,
     load_classifier,
     load_classifier_state,
-    load_pretrained_encoder_state,
-    resume_path,
     seed_and_threads,
 )
 
@@ -52,8 +50,7 @@ def test_fit_checkpoint_roundtrip(data, tmp_path, tiny_model, trainer_params):
     assert {"test_acc", "test_f1", "test_acc_zh", "test_acc_en"} <= set(test)
 
     # Checkpoints hold plain types only: weights_only=True loading works.
-    assert (ckpt_dir / "best.ckpt").is_file() and resume_path(ckpt_dir) == str(ckpt_dir / "last.ckpt")
-    assert resume_path(tmp_path / "nowhere") is None
+    assert (ckpt_dir / "best.ckpt").is_file() and (ckpt_dir / "last.ckpt").is_file()
     torch.load(ckpt_dir / "last.ckpt", map_location="cpu", weights_only=True)
     state, hparams = load_classifier_state(ckpt_dir / "best.ckpt")
     assert hparams["model_params"]["d_model"] == 32 and hparams["adv_method"] == "none"
@@ -66,8 +63,6 @@ def test_fit_checkpoint_roundtrip(data, tmp_path, tiny_model, trainer_params):
         expected = module.model(ids)
         assert torch.allclose(clf.eval()(ids), expected, atol=1e-6)
         assert torch.allclose(clf2(ids), expected, atol=1e-6)
-    probs = torch.cat(trainer.predict(module, dm.predict_dataloader()))
-    assert probs.shape == (32, 2) and torch.allclose(probs.sum(1), torch.ones(32))
 
     # Resuming from last.ckpt continues the run (Lightning's own loader copes with our checkpoint).
     trainer = build_trainer(
@@ -80,7 +75,7 @@ def test_fit_checkpoint_roundtrip(data, tmp_path, tiny_model, trainer_params):
     trainer.fit(
         make_module(vocab, tiny_model),
         datamodule=make_dm(data, tiny_model),
-        ckpt_path=resume_path(ckpt_dir),
+        ckpt_path=str(ckpt_dir / "last.ckpt"),
         weights_only=True,
     )
     assert trainer.current_epoch == 3
@@ -132,11 +127,9 @@ def test_pretrain_then_init_classifier(data, tmp_path, tiny_model, trainer_param
     assert {"train_loss", "val_loss", "val_token_acc"} <= set(m)
     assert dm.datasets["train"].epoch == 1  # noise was re-drawn for the second epoch
 
-    enc_state, hparams = load_pretrained_encoder_state(tmp_path / "pre" / "last.ckpt")
     clf = make_module(vocab, tiny_model)
-    clf.load_encoder_state(enc_state)
+    clf.load_encoder_state(module.encoder_state_dict())
     assert torch.equal(clf.model.encoder.tok.weight, module.autoencoder.encoder.tok.weight)
-    assert hparams["vocab_size"] == len(vocab)
 
 
 def test_ddp_spawn_two_processes(data, tmp_path, tiny_model, trainer_params):

@@ -179,17 +179,6 @@ class TextDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
 
-    def predict_dataloader(self) -> DataLoader:
-        # Unbucketed: predictions must come back in the frame's row order.
-        fn = _Collate(collate_batch if self.mode == "classify" else collate_denoise, self.vocab.pad_id)
-        return DataLoader(
-            self._dataset("test"),
-            batch_size=self.batch_size,
-            shuffle=False,
-            num_workers=self.num_workers,
-            collate_fn=fn,
-        )
-
 
 def pretrain_corpus(train: pd.DataFrame, unlabeled: pd.DataFrame, max_texts: int, seed: int) -> pd.DataFrame:
     """The texts the autoencoder learns from: train-split texts (labels unused) and the unlabeled corpora,

@@ -262,9 +262,6 @@ class ClassifierModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
 
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
-        return torch.softmax(self.model(batch["ids"]), dim=-1)
-
     def configure_optimizers(self):
         # No weight decay on biases, LayerNorms and embeddings (the usual transformer recipe).
         decay, no_decay = [], []

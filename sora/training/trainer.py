@@ -73,12 +73,6 @@ def checkpoint_callbacks(
     return callbacks
 
 
-def resume_path(dirpath: str | Path) -> str | None:
-    """last.ckpt to resume from, if one exists (the caller decides whether params/data are unchanged)."""
-    last = Path(dirpath) / "last.ckpt"
-    return str(last) if last.is_file() else None
-
-
 def load_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
     """A Lightning checkpoint as a dict, loaded safely (tensors and plain containers only)."""
     return torch.load(ckpt_path, map_location="cpu", weights_only=True)
@@ -104,9 +98,3 @@ def load_classifier(ckpt_path: str | Path) -> tuple[Classifier, dict[str, Any]]:
     model = build_classifier(h["vocab_size"], h["pad_id"], h["model_params"], h["num_classes"])
     model.load_state_dict(state)
     return model.eval(), h
-
-
-def load_pretrained_encoder_state(ckpt_path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(encoder state dict, PretrainModule hparams) from a PretrainModule checkpoint."""
-    ckpt = load_checkpoint(ckpt_path)
-    return _strip(ckpt["state_dict"], "autoencoder.encoder."), dict(ckpt["hyper_parameters"])
