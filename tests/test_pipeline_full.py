@@ -90,7 +90,7 @@ def test_outputs_metrics_and_plots(built):
     assert all(isinstance(v, int | float) or v is None for v in leaves), "metrics are numbers only"
     plots = json.loads(built.dvc("plots", "show", "--json").stdout)
     names = " ".join(plots["data"])
-    for expected in ("plots/finetune/val_f1.tsv", "plots/pretrain/train_loss", "confusion_hardened.csv", "ROC"):
+    for expected in ("plots/finetune/val/f1.tsv", "plots/pretrain/train/loss.tsv", "confusion_hardened.csv", "ROC"):
         assert expected in names, expected
     assert (built.path / "plots/evaluate/robustness.png").stat().st_size > 1000
 
@@ -231,5 +231,5 @@ def test_killed_finetune_resumes_from_last_checkpoint(repo):
     assert "Restoring states from the checkpoint path" in resumed.stderr + resumed.stdout
     assert not last.exists()  # the work dir is cleared once the fit completes
     assert (repo.path / "models/finetune/best.ckpt").exists() and (repo.path / "models/finetune/last.ckpt").exists()
-    curve = pd.read_csv(repo.path / "plots/finetune/val_f1.tsv", sep="\t")
-    assert len(curve) == 12, "the resumed fit kept the validation points from before the kill"
+    curve = pd.read_csv(repo.path / "plots/finetune/val/f1.tsv", sep="\t")
+    assert curve["step"].nunique() == 12, "the resumed fit kept the validation points from before the kill"
