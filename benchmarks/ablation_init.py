@@ -21,7 +21,7 @@ def train_arm(init: str) -> dict:
     from sora.pipeline.entry import declared_args, read_frames
     from sora.training.classify import fit_and_score
     from sora.training.fit import ResumableFit
-    from sora.training.modules import ClassifierModule
+    from sora.training.modules import classifier_module
     from sora.training.trainer import seed_and_threads
 
     params = load_params()
@@ -30,16 +30,7 @@ def train_arm(init: str) -> dict:
     args = declared_args("finetune")  # the same files the finetune stage reads
     splits = read_frames(args, "train", "val", "test")
     vocab = Vocab.load(args.vocab)
-    module = ClassifierModule(
-        len(vocab),
-        vocab.pad_id,
-        params.model,
-        num_classes=2,
-        lr=p.lr,
-        weight_decay=p.weight_decay,
-        token_dropout=p.token_dropout,
-        unk_id=vocab.unk_id,
-    )
+    module = classifier_module(params, vocab, 2, p.lr)
     if init == "pretrained":
         encoder = torch.load(args.encoder / "encoder.pt", map_location="cpu", weights_only=True)
         module.load_encoder_state(encoder["state_dict"])

@@ -57,8 +57,8 @@ def main() -> None:
     from sora.config import load_params
     from sora.data.vocab import Vocab
     from sora.pipeline.entry import declared_args, read_frames
-    from sora.training.data import TextDataModule, pretrain_corpus
-    from sora.training.modules import ClassifierModule, PretrainModule
+    from sora.training.data import TextDataModule, denoising_data, pretrain_corpus
+    from sora.training.modules import PretrainModule, classifier_module
     from sora.training.trainer import build_trainer, seed_and_threads
 
     overrides = {
@@ -81,18 +81,7 @@ def main() -> None:
 
     splits = read_frames(args, "train", "unlabeled")
     train = pretrain_corpus(splits["train"], splits["unlabeled"], p.max_texts, t.seed)
-    data = TextDataModule(
-        train,
-        None,
-        vocab=vocab,
-        max_len=min(p.max_len, params.model.max_len),
-        batch_size=t.batch_size,
-        mode="denoise",
-        mask_rate=p.mask_rate,
-        delete_rate=p.delete_rate,
-        span_rate=p.span_rate,
-        max_span=p.max_span,
-    )
+    data = denoising_data(params, vocab, train, None)
     module = PretrainModule(len(vocab), vocab.pad_id, params.model, lr=p.lr, loss_fraction=p.loss_fraction)
     rows.append(("pretrain (denoising AE)", module, data))
 
@@ -105,16 +94,8 @@ def main() -> None:
     timed_budget = h.token_budget or 0.1
     variants = [(m, 0.0) for m in ("none", "fgm", "pgd", "freelb")] + [("none", timed_budget), ("fgm", timed_budget)]
     for method, token_budget in variants:
-        module = ClassifierModule(
-            len(vocab),
-            vocab.pad_id,
-            params.model,
-            adv_method=method,
-            adv_epsilon=h.epsilon,
-            adv_steps=h.steps,
-            adv_step_size=h.step_size,
-            unk_id=vocab.unk_id,
-            adv_token_budget=token_budget,
+        module = classifier_module(
+            params, vocab, 2, params.finetune.lr, adversarial=True, adv_method=method, adv_token_budget=token_budget
         )
         tokens = f"+tokens {token_budget:g}" if token_budget else ""
         rows.append((f"finetune/harden (adv={method}{tokens})", module, data))

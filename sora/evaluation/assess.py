@@ -19,6 +19,25 @@ def load_predictor(ckpt: Path, vocab, batch_size: int):
     return Predictor(model, vocab, hp["model_params"]["max_len"], batch_size, cache_tokens=True)
 
 
+def attack_suite(predictor, test: pd.DataFrame, e: EvaluateParams, include_greedy: bool, progress: bool, **kwargs):
+    """The bilingual attack suite on `test` with evaluate's budget, seed and batch size."""
+    from sora.evaluation.attacks import run_suite
+
+    return run_suite(
+        test["text"].tolist(),
+        test["label"].tolist(),
+        test["lang"].tolist(),
+        predictor.predict_proba,
+        budget=e.attack_budget,
+        seed=e.attack_seed,
+        include_greedy=include_greedy,
+        max_greedy_examples=e.attack_max_examples,
+        batch_size=e.batch_size,
+        progress=progress,
+        **kwargs,
+    )
+
+
 def assess(
     ckpt: Path, test_path: Path, vocab_path: Path, e: EvaluateParams, threads: int, progress: bool
 ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
@@ -28,7 +47,6 @@ def assess(
     import torch
 
     from sora.data.vocab import Vocab
-    from sora.evaluation.attacks import run_suite
 
     if threads > 0:
         torch.set_num_threads(threads)
@@ -36,19 +54,7 @@ def assess(
     predictor = load_predictor(ckpt, Vocab.load(vocab_path), e.batch_size)
     probs = predictor.predict_proba(test["text"].tolist(), test["lang"].tolist())
     print(f"evaluate: attacking {ckpt}", flush=True)
-    table, outcomes = run_suite(
-        test["text"].tolist(),
-        test["label"].tolist(),
-        test["lang"].tolist(),
-        predictor.predict_proba,
-        budget=e.attack_budget,
-        seed=e.attack_seed,
-        include_greedy=True,
-        max_greedy_examples=e.attack_max_examples,
-        batch_size=e.batch_size,
-        progress=progress,
-        with_outcomes=True,
-    )
+    table, outcomes = attack_suite(predictor, test, e, include_greedy=True, progress=progress, with_outcomes=True)
     clean = pd.DataFrame(
         {
             "attack": "clean",
@@ -99,21 +105,9 @@ def attack_metrics(table: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]
 def worst_case_accuracy(predictor, test: pd.DataFrame, e: EvaluateParams) -> float:
     """Accuracy under the worst perturbation per example ('all_perturbations'), both languages, on a capped
     seeded sample per language (the greedy attack is left to `evaluate`: too costly to repeat per variant)."""
-    from sora.evaluation.attacks import run_suite
-
     sample = pd.concat(
         [g.sample(n=min(len(g), e.attack_max_examples), random_state=e.attack_seed) for _, g in test.groupby("lang")]
     )
-    table = run_suite(
-        sample["text"].tolist(),
-        sample["label"].tolist(),
-        sample["lang"].tolist(),
-        predictor.predict_proba,
-        budget=e.attack_budget,
-        seed=e.attack_seed,
-        include_greedy=False,
-        batch_size=e.batch_size,
-        progress=False,
-    )
+    table = attack_suite(predictor, sample, e, include_greedy=False, progress=False)
     worst = table[table["attack"] == "all_perturbations"]
     return float((worst["accuracy_under_attack"] * worst["n"]).sum() / worst["n"].sum())

@@ -12,7 +12,7 @@ from sora.pipeline.entry import StageContext, read_frames, require, stage_main
 from sora.pipeline.spec import fingerprint
 from sora.training.classify import fit_and_score
 from sora.training.fit import ResumableFit, class_count
-from sora.training.modules import ClassifierModule
+from sora.training.modules import classifier_module
 from sora.training.trainer import seed_and_threads
 
 
@@ -23,16 +23,7 @@ def run(ctx: StageContext) -> None:
     vocab = Vocab.load(args.vocab)
     splits = read_frames(args, "train", "val", "test")
     num_classes = class_count(splits["train"], splits["val"], splits["test"], where=str(args.train))
-    module = ClassifierModule(
-        len(vocab),
-        vocab.pad_id,
-        params.model,
-        num_classes=num_classes,
-        lr=p.lr,
-        weight_decay=p.weight_decay,
-        token_dropout=p.token_dropout,
-        unk_id=vocab.unk_id,
-    )
+    module = classifier_module(params, vocab, num_classes, p.lr)
     if p.init == "pretrained":
         encoder = args.encoder / "encoder.pt"
         require(encoder)

@@ -13,7 +13,7 @@ from sora.pipeline.spec import fingerprint
 from sora.training.augment import augment_with_attacks
 from sora.training.classify import fit_and_score
 from sora.training.fit import ResumableFit
-from sora.training.modules import ClassifierModule
+from sora.training.modules import classifier_module
 from sora.training.trainer import classifier_state, load_checkpoint, seed_and_threads
 
 AUGMENT_SEED_OFFSET = 1_000_003  # keeps augmentation noise apart from evaluation's attack_seed
@@ -28,21 +28,7 @@ def run(ctx: StageContext) -> None:
     splits = read_frames(args, "train", "val", "test")
     finetuned = load_checkpoint(finetuned_ckpt)  # once: weights, hparams and optimizer state
     state, hp = classifier_state(finetuned)
-    module = ClassifierModule(
-        len(vocab),
-        vocab.pad_id,
-        params.model,
-        num_classes=hp["num_classes"],
-        lr=h.lr,
-        weight_decay=params.finetune.weight_decay,
-        adv_method=h.method,
-        adv_epsilon=h.epsilon,
-        adv_steps=h.steps,
-        adv_step_size=h.step_size,
-        token_dropout=params.finetune.token_dropout,
-        unk_id=vocab.unk_id,
-        adv_token_budget=h.token_budget,
-    )
+    module = classifier_module(params, vocab, hp["num_classes"], h.lr, adversarial=True)
     module.model.load_state_dict(state)
     if h.continue_optimizer:  # a fresh Adam moves every weight by about lr at first and knocks the model off
         module.warm_optimizer_state = finetuned["optimizer_states"][0]

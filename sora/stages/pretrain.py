@@ -9,7 +9,7 @@ from sora.data.vocab import Vocab
 from sora.io import atomic_path, write_json
 from sora.pipeline.entry import StageContext, read_frames, require, stage_main
 from sora.pipeline.spec import fingerprint
-from sora.training.data import TextDataModule, pretrain_corpus
+from sora.training.data import denoising_data, pretrain_corpus
 from sora.training.fit import ResumableFit, fit_resumable
 from sora.training.modules import PretrainModule
 from sora.training.trainer import seed_and_threads
@@ -23,20 +23,7 @@ def run(ctx: StageContext) -> None:
     vocab = Vocab.load(args.vocab)
     frames = read_frames(args, "train", "val", "unlabeled", columns=["tokens", "lang"])
     texts = pretrain_corpus(frames["train"], frames["unlabeled"], p.max_texts, t.seed)
-    data = TextDataModule(
-        texts,
-        frames["val"],
-        vocab=vocab,
-        max_len=min(p.max_len, params.model.max_len),
-        batch_size=t.batch_size,
-        num_workers=t.num_workers,
-        mode="denoise",
-        mask_rate=p.mask_rate,
-        delete_rate=p.delete_rate,
-        span_rate=p.span_rate,
-        max_span=p.max_span,
-        seed=t.seed,
-    )
+    data = denoising_data(params, vocab, texts, frames["val"])
     module = PretrainModule(len(vocab), vocab.pad_id, params.model, lr=p.lr, loss_fraction=p.loss_fraction)
     work = ResumableFit(ctx.work_dir)
     trainer, seconds = fit_resumable(

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from sora.config import Params
 from sora.data.vocab import Vocab
 from sora.models.autoencoder import corrupt
 from sora.models.classifier import pad_ids
@@ -185,3 +186,22 @@ def pretrain_corpus(train: pd.DataFrame, unlabeled: pd.DataFrame, max_texts: int
     a seeded sample of at most max_texts."""
     texts = pd.concat([train[["tokens", "lang"]], unlabeled[["tokens", "lang"]]], ignore_index=True)
     return texts.sample(n=max_texts, random_state=seed) if len(texts) > max_texts else texts
+
+
+def denoising_data(params: Params, vocab: Vocab, texts: pd.DataFrame, val: pd.DataFrame | None) -> TextDataModule:
+    """Batches of (noisy, clean) token sequences for the autoencoder, with the noise `pretrain` sets."""
+    p, t = params.pretrain, params.trainer
+    return TextDataModule(
+        texts,
+        val,
+        vocab=vocab,
+        max_len=min(p.max_len, params.model.max_len),
+        batch_size=t.batch_size,
+        num_workers=t.num_workers,
+        mode="denoise",
+        mask_rate=p.mask_rate,
+        delete_rate=p.delete_rate,
+        span_rate=p.span_rate,
+        max_span=p.max_span,
+        seed=t.seed,
+    )

@@ -16,7 +16,7 @@ from torch import nn
 from torchmetrics import MetricCollection, SumMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from sora.config import ModelParams
+from sora.config import ModelParams, Params
 from sora.models.autoencoder import DenoisingAutoencoder
 from sora.models.classifier import build_classifier, build_encoder, plain_model_params
 from sora.training.adversarial import METHODS, adversarial_loss
@@ -277,3 +277,20 @@ class ClassifierModule(L.LightningModule):
         factor = _warmup_linear(self.trainer.estimated_stepping_batches, self.hparams.warmup_ratio)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def classifier_module(params: Params, vocab, num_classes: int, lr: float, adversarial: bool = False, **changes):
+    """The classifier as the stages build it from params: model shape and regularisation from `model` and
+    `finetune`, and, for hardening, the adversary from `harden`. `changes` override single arguments."""
+    kwargs: dict[str, Any] = {
+        "num_classes": num_classes,
+        "lr": lr,
+        "weight_decay": params.finetune.weight_decay,
+        "token_dropout": params.finetune.token_dropout,
+        "unk_id": vocab.unk_id,
+    }
+    if adversarial:
+        h = params.harden
+        kwargs |= {"adv_method": h.method, "adv_epsilon": h.epsilon, "adv_steps": h.steps,
+                   "adv_step_size": h.step_size, "adv_token_budget": h.token_budget}  # fmt: skip
+    return ClassifierModule(len(vocab), vocab.pad_id, params.model, **(kwargs | changes))

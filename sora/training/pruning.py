@@ -54,23 +54,14 @@ def prune_and_recover(params: Params, model: torch.nn.Module, vocab, train) -> N
     """Gradual pruning to `prune.sparsity` in `prune.cuts` steps during a short recovery fine-tune (masks
     active, so pruned weights stay zero while the rest adapt); one-shot pruning when recovery_epochs is 0."""
     from sora.training.data import TextDataModule
-    from sora.training.modules import ClassifierModule
+    from sora.training.modules import classifier_module
     from sora.training.trainer import build_trainer
 
     p, t = params.prune, params.trainer
     if not p.recovery_epochs:
         global_magnitude_prune(model, p.sparsity, include_embeddings=p.include_embeddings, normalize=True)
         return
-    module = ClassifierModule(
-        vocab_size=len(vocab),
-        pad_id=vocab.pad_id,
-        model_params=params.model,
-        num_classes=model.head.out_features,
-        lr=p.lr,
-        weight_decay=params.finetune.weight_decay,
-        token_dropout=params.finetune.token_dropout,
-        unk_id=vocab.unk_id,
-    )
+    module = classifier_module(params, vocab, model.head.out_features, p.lr)
     module.model = model
     data = TextDataModule(
         train, vocab=vocab, max_len=params.model.max_len, batch_size=t.batch_size, num_workers=t.num_workers,
