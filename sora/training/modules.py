@@ -50,6 +50,11 @@ def _warmup_linear(total_steps: float, warmup_ratio: float):
     return factor
 
 
+def log_train_loss(module: L.LightningModule, loss: torch.Tensor, batch_size: int) -> None:
+    """Per step (train_loss_step, every trainer.log_every_n_steps) and per epoch (train_loss_epoch)."""
+    module.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=batch_size)
+
+
 class PretrainModule(L.LightningModule):
     """Denoising-autoencoder pretraining. Batches: {noisy, target} from TextDataModule(mode='denoise')."""
 
@@ -98,15 +103,7 @@ class PretrainModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, _ = self._step(batch)
-        self.log(
-            "train_loss",
-            loss,
-            on_step=False,
-            on_epoch=True,
-            prog_bar=True,
-            sync_dist=True,
-            batch_size=batch["target"].size(0),
-        )
+        log_train_loss(self, loss, batch["target"].size(0))
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -210,15 +207,7 @@ class ClassifierModule(L.LightningModule):
             token_budget=h.get("adv_token_budget", 0.0),
             unk_id=h.unk_id,
         )
-        self.log(
-            "train_loss",
-            loss,
-            on_step=False,
-            on_epoch=True,
-            prog_bar=True,
-            sync_dist=True,
-            batch_size=batch["ids"].size(0),
-        )
+        log_train_loss(self, loss, batch["ids"].size(0))
         return loss
 
     def _update(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
