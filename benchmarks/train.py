@@ -82,7 +82,9 @@ def main() -> None:
     splits = read_frames(args, "train", "unlabeled")
     train = pretrain_corpus(splits["train"], splits["unlabeled"], p.max_texts, t.seed)
     data = denoising_data(params, vocab, train, None)
-    module = PretrainModule(len(vocab), vocab.pad_id, params.model, lr=p.lr, loss_fraction=p.loss_fraction)
+    module = PretrainModule(
+        len(vocab), vocab.pad_id, params.model, lr=p.lr, loss_fraction=p.loss_fraction, tie_output=p.tie_output
+    )
     rows.append(("pretrain (denoising AE)", module, data))
 
     data = TextDataModule(

@@ -107,6 +107,7 @@ class PretrainParams(Block):
     max_texts: int = Field(ge=1)
     max_len: int = Field(ge=8)  # pretraining sequences are cut shorter than model.max_len: cost is ~T*V
     loss_fraction: float = Field(gt=0, le=1)  # share of target positions scored per step
+    tie_output: bool  # decoder output projection shares the encoder's token embedding
 
 
 class FinetuneParams(Block):

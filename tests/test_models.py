@@ -1,4 +1,5 @@
 import random
+import pytest
 
 import pandas as pd
 import torch
@@ -32,7 +33,7 @@ def test_shapes_and_embed():
     assert torch.allclose(enc(ids), enc(ids, embeds=enc.embed(ids)))
     clf = Classifier(enc, num_classes=3, dropout=0.1)
     assert clf(ids).shape == (3, 3)
-    ae = DenoisingAutoencoder(tiny_encoder(vocab), len(vocab), n_decoder_layers=1, dropout=0.0)
+    ae = DenoisingAutoencoder(tiny_encoder(vocab), len(vocab), n_decoder_layers=1, dropout=0.0, tie_output=True)
     assert ae(ids[:, :5], ids).shape == (3, 6, len(vocab))
 
 
@@ -86,7 +87,7 @@ def test_denoising_dataset_epoch_determinism():
 def test_autoencoder_loss_decreases():
     torch.manual_seed(0)
     vocab = tiny_vocab()
-    ae = DenoisingAutoencoder(tiny_encoder(vocab), len(vocab), n_decoder_layers=1, dropout=0.0)
+    ae = DenoisingAutoencoder(tiny_encoder(vocab), len(vocab), n_decoder_layers=1, dropout=0.0, tie_output=True)
     rng = random.Random(0)
     targets = [vocab.encode(rng.sample(WORDS, 8), 32) for _ in range(4)]
     items = [(corrupt(t, 0.2, 0.1, 0.1, 2, vocab.mask_id, rng), t) for t in targets]
@@ -101,3 +102,47 @@ def test_autoencoder_loss_decreases():
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
     assert 0.0 <= acc.item() <= 1.0
+
+
+def _copy_task_after_training(tie_output: bool) -> tuple[float, float]:
+    """Copy (no noise) with a vocabulary far larger than the tokens in use, as in real text, where most of a
+    30k vocabulary is rare: (token accuracy, mean cosine between unused embedding rows before and after)."""
+    torch.manual_seed(0)
+    vocab_size, pad, cls = 5000, 0, 2
+    enc = TransformerEncoder(
+        vocab_size, d_model=32, n_heads=2, n_layers=2, ff_dim=64, dropout=0.0, max_len=16, pad_id=pad
+    )
+    ae = DenoisingAutoencoder(enc, vocab_size, n_decoder_layers=1, dropout=0.0, tie_output=tie_output)
+    unused_before = enc.tok.weight[1000:].detach().clone()
+    opt = torch.optim.AdamW(ae.parameters(), lr=3e-3)
+    rng = random.Random(0)
+
+    def batch(n):
+        seqs = [[cls] + [rng.randrange(6, 26) for _ in range(rng.randint(3, 10))] for _ in range(n)]
+        return collate_denoise([(s, s) for s in seqs], pad)
+
+    for _ in range(300):
+        b = batch(32)
+        loss, _ = ae.loss_and_accuracy(b["noisy"], b["target"], pad)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    ae.eval()
+    b = batch(256)
+    with torch.no_grad():
+        _, acc = ae.loss_and_accuracy(b["noisy"], b["target"], pad)
+    drift = torch.nn.functional.cosine_similarity(enc.tok.weight[1000:].detach(), unused_before, dim=-1)
+    return acc.item(), drift.mean().item()
+
+
+def test_untied_autoencoder_copies_and_leaves_unused_embeddings_alone():
+    acc, kept = _copy_task_after_training(tie_output=False)
+    assert acc > 0.9
+    assert kept > 0.99  # rows of tokens never read move only by weight decay
+
+
+@pytest.mark.slow
+def test_tied_output_drags_unused_embeddings_together():
+    """Why `pretrain.tie_output: false` exists: tied, the softmax moves every unused row every step."""
+    acc, kept = _copy_task_after_training(tie_output=True)
+    assert kept < 0.9 and acc < 0.9

@@ -49,7 +49,9 @@ def corrupt(
 
 
 class DenoisingAutoencoder(nn.Module):
-    def __init__(self, encoder: TransformerEncoder, vocab_size: int, n_decoder_layers: int, dropout: float):
+    def __init__(
+        self, encoder: TransformerEncoder, vocab_size: int, n_decoder_layers: int, dropout: float, tie_output: bool
+    ):
         super().__init__()
         self.encoder = encoder
         d = encoder.d_model
@@ -59,10 +61,15 @@ class DenoisingAutoencoder(nn.Module):
         self.decoder = nn.TransformerDecoder(layer, n_decoder_layers)
         self.norm = nn.LayerNorm(d)
         self.drop = nn.Dropout(dropout)
-        # Output projection tied to the encoder's token embedding (BART does the same): fewer parameters,
-        # and the reconstruction signal trains the embeddings the classifier will reuse.
         self.out = nn.Linear(d, vocab_size, bias=False)
-        self.out.weight = encoder.tok.weight
+        if tie_output:
+            # Tied to the encoder's token embedding, as in BART. With a vocabulary much larger than the tokens a
+            # batch holds, the full softmax pushes every row down a little at each step; Adam scales those small
+            # steady gradients to full-size steps, and the rows of rare words drift to one shared vector that
+            # the classifier then inherits. Untied, a row moves only when its token is in the input.
+            self.out.weight = encoder.tok.weight
+        else:
+            nn.init.normal_(self.out.weight, std=0.02)
 
     def forward(self, noisy_ids: torch.Tensor, target_ids: torch.Tensor) -> torch.Tensor:
         """Teacher forcing. target_ids start with CLS, which doubles as BOS: the decoder reads

@@ -24,7 +24,9 @@ def run(ctx: StageContext) -> None:
     frames = read_frames(args, "train", "val", "unlabeled", columns=["tokens", "lang"])
     texts = pretrain_corpus(frames["train"], frames["unlabeled"], p.max_texts, t.seed)
     data = denoising_data(params, vocab, texts, frames["val"])
-    module = PretrainModule(len(vocab), vocab.pad_id, params.model, lr=p.lr, loss_fraction=p.loss_fraction)
+    module = PretrainModule(
+        len(vocab), vocab.pad_id, params.model, lr=p.lr, loss_fraction=p.loss_fraction, tie_output=p.tie_output
+    )
     work = ResumableFit(ctx.work_dir)
     trainer, seconds = fit_resumable(
         module,

@@ -65,6 +65,7 @@ class PretrainModule(L.LightningModule):
         model_params: ModelParams | dict[str, Any],
         lr: float = 1e-3,
         loss_fraction: float = 1.0,
+        tie_output: bool = True,
     ):
         super().__init__()
         model_params = plain_model_params(model_params)
@@ -75,11 +76,12 @@ class PretrainModule(L.LightningModule):
                 "model_params": model_params,
                 "lr": lr,
                 "loss_fraction": loss_fraction,
+                "tie_output": tie_output,
             }
         )
         encoder = build_encoder(vocab_size, pad_id, model_params)
         self.autoencoder = DenoisingAutoencoder(
-            encoder, vocab_size, model_params["decoder_layers"], model_params["dropout"]
+            encoder, vocab_size, model_params["decoder_layers"], model_params["dropout"], tie_output
         )
 
     def encoder_state_dict(self) -> dict[str, torch.Tensor]:
