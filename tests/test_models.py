@@ -1,7 +1,7 @@
 import random
-import pytest
 
 import pandas as pd
+import pytest
 import torch
 
 from sora.data.vocab import Vocab
