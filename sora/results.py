@@ -32,6 +32,10 @@ def _f(value, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _p(value) -> str:
+    return "–" if value is None else f"{value:.2g}"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
@@ -75,13 +79,13 @@ def render(metrics_dir: Path = Path("metrics")) -> str:
         rows = []
         for lang in LANGS:
             rows.append([lang, "clean", *(_f(ev[k][lang]["acc"]) for k in ("finetuned", "hardened")),
-                         _f(ev.get("paired_p_value", {}).get("clean", {}).get(lang), 4)])  # fmt: skip
+                         _p(ev.get("paired_p_value", {}).get("clean", {}).get(lang))])  # fmt: skip
             for attack, name in ATTACK_NAMES.items():
                 cells = [ev[k]["attack"].get(attack, {}).get(lang, {}).get("acc") for k in ("finetuned", "hardened")]
                 if cells[0] is None:
                     continue
                 p = ev.get("paired_p_value", {}).get(attack, {}).get(lang)
-                rows.append([lang, name, _f(cells[0]), _f(cells[1]), _f(p, 4)])
+                rows.append([lang, name, _f(cells[0]), _f(cells[1]), _p(p)])
         out += _table(["lang", "attack", "fine-tuned", "hardened", "p"], rows)
         out += ["", "Expected calibration error: " + ", ".join(
             f"{k} {lang} {_f(ev[k][lang]['ece'])}" for k in ("finetuned", "hardened") for lang in LANGS)]  # fmt: skip

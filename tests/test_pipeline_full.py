@@ -90,7 +90,12 @@ def test_outputs_metrics_and_plots(built):
     assert all(isinstance(v, int | float) or v is None for v in leaves), "metrics are numbers only"
     plots = json.loads(built.dvc("plots", "show", "--json").stdout)
     names = " ".join(plots["data"])
-    for expected in ("plots/finetune/val/f1.tsv", "plots/pretrain/train/loss.tsv", "confusion_hardened.csv", "ROC"):
+    for expected in (
+        "plots/finetune/val/f1.tsv",
+        "plots/pretrain/train/step/loss.tsv",
+        "confusion_hardened.csv",
+        "ROC",
+    ):
         assert expected in names, expected
     assert (built.path / "plots/evaluate/robustness.png").stat().st_size > 1000
 
@@ -176,7 +181,8 @@ def test_worse_candidate_stays_candidate(repo):
 
 def _stage_env():
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    env.pop("SORA_PARENT_RUN_ID", None)
+    for name in ("SORA_PARENT_RUN_ID", "MLFLOW_TRACKING_URI"):  # mlflow.set_tracking_uri exports the latter
+        env.pop(name, None)
     return env
 
 
