@@ -379,6 +379,7 @@ def main() -> None:
     # Prefect gives its ephemeral server 20 s to answer; the first start on a new database migrates it, which
     # takes longer than that on a busy 2-core machine. A value the user sets wins.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # offline machines log a failure otherwise
     try:
         app()
     except ConfigError as err:
