@@ -4,8 +4,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from sora.io import read_json
 
 LANGS = ("zh", "en")
 ATTACK_NAMES = {
@@ -25,7 +26,7 @@ ATTACK_NAMES = {
 
 def _load(folder: Path, name: str) -> dict:
     path = folder / f"{name}.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return read_json(path) if path.exists() else {}
 
 
 def _f(value, digits: int = 3) -> str:
