@@ -13,13 +13,12 @@ from pathlib import Path
 
 
 def train_arm(init: str) -> dict:
-    import torch
 
     from sora.config import load_params
     from sora.data.vocab import Vocab
     from sora.io import read_json
     from sora.pipeline.entry import declared_args, read_frames
-    from sora.training.classify import fit_and_score
+    from sora.training.classify import fit_and_score, initialise
     from sora.training.fit import ResumableFit
     from sora.training.modules import classifier_module
     from sora.training.trainer import seed_and_threads
@@ -31,9 +30,8 @@ def train_arm(init: str) -> dict:
     splits = read_frames(args, "train", "val", "test")
     vocab = Vocab.load(args.vocab)
     module = classifier_module(params, vocab, 2, p.lr)
-    if init == "pretrained":
-        encoder = torch.load(args.encoder / "encoder.pt", map_location="cpu", weights_only=True)
-        module.load_encoder_state(encoder["state_dict"])
+    initialise(module, params, vocab, args.encoder / "encoder.pt" if init == "pretrained" else None,
+               splits["train"], splits["val"])  # fmt: skip
     out = Path("benchmarks/out") / f"ablation-{init}"
     metrics, seconds = fit_and_score(
         params, module, vocab, splits, p.max_epochs, p.patience, ResumableFit(out / "work"), f"ablation-{init}",

@@ -79,7 +79,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     paths = declared_args("prune")  # the files the prune stage reads and writes
     test = pd.read_parquet(paths.test)
-    fp32, hp = load_classifier(paths.hardened / "best.ckpt")
+    fp32, hp = load_classifier(paths.student / "best.ckpt")
     bundle = load_bundle(paths.out, quantize=False)  # the pruned fp32 weights, whatever is registered
     pruned = bundle.model
     int8 = quantize_dynamic_int8(pruned, quantize_embeddings=True)

@@ -79,14 +79,15 @@ def main() -> None:
     vocab = Vocab.load(args.vocab)
     rows = []
 
-    splits = read_frames(args, "train", "unlabeled")
-    train = pretrain_corpus(splits["train"], splits["unlabeled"], p.max_texts, t.seed)
+    pool = read_frames(args, "pool")["pool"]
+    train, _ = pretrain_corpus(pool, p.max_texts, t.seed)
     data = denoising_data(params, vocab, train, None)
     module = PretrainModule(
         len(vocab), vocab.pad_id, params.model, lr=p.lr, loss_fraction=p.loss_fraction, tie_output=p.tie_output
     )
     rows.append(("pretrain (denoising AE)", module, data))
 
+    splits = read_frames(declared_args("finetune"), "train")
     data = TextDataModule(
         splits["train"], None, vocab=vocab, max_len=params.model.max_len, batch_size=t.batch_size, mode="classify"
     )

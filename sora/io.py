@@ -47,9 +47,9 @@ def write_parquet(path: str | Path, frame) -> None:
         frame.to_parquet(tmp, index=False)
 
 
-def write_csv(path: str | Path, frame) -> None:
+def write_csv(path: str | Path, frame, sep: str = ",") -> None:
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
+        frame.to_csv(tmp, index=False, sep=sep)
 
 
 def read_json(path: str | Path) -> Any:

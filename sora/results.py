@@ -42,8 +42,8 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def render(metrics_dir: Path = Path("metrics")) -> str:
-    m = {n: _load(metrics_dir, n) for n in ("preprocess", "baseline", "pretrain", "finetune", "harden", "evaluate",
-                                            "prune", "register")}  # fmt: skip
+    m = {n: _load(metrics_dir, n) for n in ("preprocess", "pool", "baseline", "pretrain", "finetune", "harden",
+                                            "distill", "evaluate", "prune", "register", "learning_curve")}  # fmt: skip
     out = [
         "# Results",
         "",
@@ -58,15 +58,54 @@ def render(metrics_dir: Path = Path("metrics")) -> str:
     def lang_row(label: str, get) -> None:
         rows.append([label, *(_f(get(lang)) for lang in LANGS)])
 
-    b, ft, hd, pr = m["baseline"].get("test", {}), m["finetune"], m["harden"], m["prune"]
-    lang_row("TF-IDF + logistic regression (`baseline`)", lambda lang: b.get(lang, {}).get("acc"))
-    lang_row("fine-tuned Transformer (`finetune`)", lambda lang: ft.get("test", {}).get(lang, {}).get("acc"))
+    b, ft, hd, pr, ds = m["baseline"], m["finetune"], m["harden"], m["prune"], m["distill"]
+    lang_row("TF-IDF + logistic regression (`baseline`)", lambda lang: b.get("test", {}).get(lang, {}).get("acc"))
+    lang_row("tuned classical: two TF-IDF views, C on val (`baseline`)",
+             lambda lang: b.get("tuned", {}).get("test", {}).get(lang, {}).get("acc"))  # fmt: skip
+    lang_row("fine-tuned wide-and-deep (`finetune`)", lambda lang: ft.get("test", {}).get(lang, {}).get("acc"))
     lang_row("hardened (`harden`)", lambda lang: hd.get("test", {}).get(lang, {}).get("acc"))
-    for variant, label in (("pruned", "pruned"), ("int8", "pruned + int8")):
+    lang_row("teacher: hardened + tuned classical (`distill`)",
+             lambda lang: ds.get("teacher", {}).get("test", {}).get(lang, {}).get("acc"))  # fmt: skip
+    lang_row("distilled student (`distill`)", lambda lang: ds.get("test", {}).get(lang, {}).get("acc"))
+    for variant, label in (("pruned", "student pruned"), ("int8", "student pruned + int8")):
         lang_row(f"{label} (`prune`)", lambda lang, v=variant: pr.get(v, {}).get(f"test_acc_{lang}"))
     out += _table(["model", *LANGS], rows)
-    gap = ft.get("test_minus_baseline", {})
-    out += ["", "Fine-tuned minus baseline: " + ", ".join(f"{lang} {gap[lang]:+.3f}" for lang in LANGS if lang in gap)]
+    vs = pr.get("vs_tuned_classical", {})
+    if vs:
+        out += ["", "The registered model against the tuned classical model on the same test texts (exact McNemar):",
+                ""]  # fmt: skip
+        out += _table(["lang", "registered", "tuned classical", "difference", "p"],
+                      [[lang, _f(vs[lang]["champion_acc"]), _f(vs[lang]["classical_acc"]),
+                        f"{vs[lang]['champion_acc'] - vs[lang]['classical_acc']:+.3f}", _p(vs[lang]["p_value"])]
+                       for lang in LANGS if lang in vs])  # fmt: skip
+        gap = {lang: pr["int8"][f"test_acc_{lang}"] - b["test"][lang]["acc"]
+               for lang in LANGS if f"test_acc_{lang}" in pr.get("int8", {}) and lang in b.get("test", {})}  # fmt: skip
+        out += ["", "Registered minus the ten-line baseline: " + ", ".join(f"{k} {v:+.3f}" for k, v in gap.items())]
+
+    behaviour = pr.get("behaviour", {})
+    if behaviour:
+        out += ["", "## Behavioural tests (CheckList; `prune`, registered model)", "",
+                "Pass rate per capability; minimum-functionality cases (clear, negation, intensifier) must get the "
+                "label, invariance cases (typo, name, punctuation) must keep the prediction.", ""]  # fmt: skip
+        caps = [c for c in ("clear", "negation", "intensifier", "typo", "name", "punctuation")
+                if any(c in behaviour.get(lang, {}) for lang in LANGS)]  # fmt: skip
+        cell = lambda lang, c: (f"{_f(behaviour[lang][c]['pass_rate'])} (n={behaviour[lang][c]['n']})"
+                                if c in behaviour.get(lang, {}) else "–")  # fmt: skip
+        out += _table(["capability", *LANGS], [[c, *(cell(lang, c) for lang in LANGS)] for c in caps])
+
+    lc = m["learning_curve"]
+    if lc:
+        out += ["", "## Learning curve (`python benchmarks/learning_curve.py`)", "",
+                "Test accuracy, mean ± sd over seeds, by labels per language; the unlabeled pool and the "
+                "pretrained foundation fixed.", ""]  # fmt: skip
+        sizes = list(next(iter(next(iter(lc.values())).values())).keys())
+        rows = []
+        for lang in LANGS:
+            for arm, by_lang in lc.items():
+                cells = by_lang.get(lang, {})
+                rows.append([lang, arm, *(f"{_f(cells[s]['mean'])} ± {_f(cells[s]['std'])}" if s in cells else "–"
+                                          for s in sizes)])  # fmt: skip
+        out += _table(["lang", "arm", *sizes], rows)
 
     ev = m["evaluate"]
     if ev:
@@ -77,19 +116,23 @@ def render(metrics_dir: Path = Path("metrics")) -> str:
             "Accuracy under each attack; p: exact McNemar test, same examples.",
             "",
         ]
+        models = [k for k in ("finetuned", "hardened", "distilled") if k in ev]
+        pv = ev.get("paired_p_value", {})
+        p_of = lambda step, attack, lang: _p(pv.get(step, {}).get(attack, {}).get(lang))
         rows = []
         for lang in LANGS:
-            rows.append([lang, "clean", *(_f(ev[k][lang]["acc"]) for k in ("finetuned", "hardened")),
-                         _p(ev.get("paired_p_value", {}).get("clean", {}).get(lang))])  # fmt: skip
+            rows.append([lang, "clean", *(_f(ev[k][lang]["acc"]) for k in models),
+                         p_of("hardened_vs_finetuned", "clean", lang),
+                         p_of("distilled_vs_hardened", "clean", lang)])  # fmt: skip
             for attack, name in ATTACK_NAMES.items():
-                cells = [ev[k]["attack"].get(attack, {}).get(lang, {}).get("acc") for k in ("finetuned", "hardened")]
+                cells = [ev[k]["attack"].get(attack, {}).get(lang, {}).get("acc") for k in models]
                 if cells[0] is None:
                     continue
-                p = ev.get("paired_p_value", {}).get(attack, {}).get(lang)
-                rows.append([lang, name, _f(cells[0]), _f(cells[1]), _p(p)])
-        out += _table(["lang", "attack", "fine-tuned", "hardened", "p"], rows)
+                rows.append([lang, name, *(_f(c) for c in cells), p_of("hardened_vs_finetuned", attack, lang),
+                             p_of("distilled_vs_hardened", attack, lang)])  # fmt: skip
+        out += _table(["lang", "attack", *models, "p hardened vs fine-tuned", "p distilled vs hardened"], rows)
         out += ["", "Expected calibration error: " + ", ".join(
-            f"{k} {lang} {_f(ev[k][lang]['ece'])}" for k in ("finetuned", "hardened") for lang in LANGS)]  # fmt: skip
+            f"{k} {lang} {_f(ev[k][lang]['ece'])}" for k in models for lang in LANGS)]  # fmt: skip
 
     if pr:
         out += ["", "## Compression (`prune`)", ""]
@@ -100,10 +143,17 @@ def render(metrics_dir: Path = Path("metrics")) -> str:
                 f"{_f(100 * pr.get('pruned_acc_drop', 0), 2)} points; int8 is {_f(pr.get('int8_size_ratio'), 2)}x "
                 f"smaller than fp32. Speed is measured by `python benchmarks/compress.py`."]  # fmt: skip
 
-    pt = m["pretrain"]
-    if pt:
-        out += ["", "## Pretraining (`pretrain`)", "",
-                f"Denoising autoencoder on {pt.get('train_texts')} texts: validation loss "
+    pt, pool = m["pretrain"], m["pool"]
+    if pool:
+        out += ["", "## Unlabeled pool (`pool`) and pretraining (`pretrain`)", ""]
+        out += _table(["source", "texts"], [[k, str(v)] for k, v in pool["by_source"].items()])
+        out += ["", f"Pool: {pool['texts']['zh']} zh / {pool['texts']['en']} en texts; left out because their "
+                f"hash puts them in val/test: {pool['dropped']['val_or_test_text']}."]  # fmt: skip
+    if "vocab_with_vector" in pt:
+        out += ["", f"PPMI word vectors from {pt['pool_texts']} pool texts; {_f(100 * pt['vocab_with_vector'], 1)} % "
+                "of the vocabulary got a vector."]  # fmt: skip
+    elif pt:
+        out += ["", f"Denoising autoencoder on {pt.get('train_texts')} texts: validation loss "
                 f"{_f(pt['val']['loss'])}, token accuracy {_f(pt['val']['token_acc'])}."]  # fmt: skip
 
     pp = m["preprocess"]

@@ -52,10 +52,11 @@ def specials(repo_params) -> list[str]:
 
 @pytest.fixture(scope="session")
 def tiny_model(repo_params):
-    """A model shape that trains in seconds on CPU."""
+    """A model shape that trains in seconds on CPU; Transformer only (the wide part has its own tests)."""
     return repo_params.model.model_copy(
-        update={"d_model": 32, "n_heads": 2, "n_layers": 1, "ff_dim": 64, "dropout": 0.0, "max_len": 16}
-    )
+        update={"d_model": 32, "n_heads": 2, "n_layers": 1, "ff_dim": 64, "dropout": 0.0, "max_len": 16,
+                "wide_buckets": 0}
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -146,12 +147,19 @@ class Project:
             shutil.copytree(REPO / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
         for name in ("dvc.yaml", ".gitignore", "pyproject.toml"):
             shutil.copy(REPO / name, repo / name)
+        shutil.copytree(REPO / "data/behaviour", repo / "data/behaviour")
         rows = labeled_rows(n_per_lang)
+        # Unlabeled text for the pool (vocabulary and pretraining): same word lists, other sentences.
+        unlabeled = [r["text"] + "。" for r in labeled_rows(n_per_lang, seed=7)]
+        (repo / "data/user").mkdir(parents=True, exist_ok=True)
+        (repo / "data/user/unlabeled.txt").write_text("\n".join(unlabeled) + "\n", encoding="utf-8")
         write_user_csv(
             repo / "data/user/reviews.csv", rows, extra_lines="   ,1\nfloat label row,0.5\n" + rows[0]["text"] + ",1\n"
         )  # rows[0] has label 0
         params = yaml.safe_load((REPO / "params.yaml").read_text())
-        params["ingest"].update(sources=[], user_files=["data/user/reviews.csv"])
+        params["ingest"].update(
+            sources=[], user_files=["data/user/reviews.csv"], unlabeled_globs=["data/user/unlabeled.txt"]
+        )
         params["tracking"]["uri"] = "sqlite:///mlflow.db"
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
         project = cls(repo)

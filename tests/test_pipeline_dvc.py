@@ -5,7 +5,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-DATA_STAGES = ["ingest", "preprocess", "vocab", "baseline"]
+DATA_STAGES = ["ingest", "preprocess", "pool", "vocab", "baseline"]
 
 
 def _ran(output: str) -> list[str]:
@@ -39,9 +39,22 @@ def test_data_stages_via_dvc_repro(tmp_path, create_project):
     # Second repro: nothing to do.
     assert _ran(project.dvc("repro", "vocab", "baseline").stdout) == []
 
-    # A preprocess param change reruns preprocess and its dependants only.
+    # The pool holds no val/test text and none of the user's labeled texts.
+    pool = pd.read_parquet(project.path / "data/pool/texts.parquet")
+    assert not set(pool["text"]) & (set(splits["val"]["text"]) | set(splits["test"]["text"]))
+    assert not set(pool["text"]) & set(splits["train"]["text"])
+
+    # New labeled rows rerun ingest, preprocess and the baseline; the foundation (pool, vocab) stays.
+    with open(project.path / "data/user/reviews.csv", "a", encoding="utf-8") as fh:
+        fh.write("这家店的菜真好吃，下次还来,1\nThe service was slow and rude,0\n")
+    assert _ran(project.dvc("repro", "vocab", "baseline").stdout) == ["ingest", "preprocess", "baseline"]
+    grown = {s: set(pd.read_parquet(project.path / f"data/processed/{s}.parquet")["text"]) for s in splits}
+    for name, frame in splits.items():
+        assert set(frame["text"]) <= grown[name], f"appending rows moved a {name} text to another split"
+
+    # A split param change reruns preprocess and the pool (it drops other texts), and what depends on them.
     project.set_params(preprocess={"seed": 7})
-    assert _ran(project.dvc("repro", "vocab", "baseline").stdout) == ["preprocess", "vocab", "baseline"]
+    assert _ran(project.dvc("repro", "vocab", "baseline").stdout) == ["preprocess", "pool", "vocab", "baseline"]
 
 
 def test_unusable_user_file_stops_ingest_cleanly(tmp_path, create_project):

@@ -14,11 +14,22 @@ import pytest
 pytestmark = pytest.mark.slow
 
 TINY = {
-    "model": {"d_model": 16, "n_heads": 2, "n_layers": 1, "ff_dim": 32, "max_len": 32, "decoder_layers": 1},
+    "model": {
+        "d_model": 16,
+        "n_heads": 2,
+        "n_layers": 1,
+        "ff_dim": 32,
+        "max_len": 32,
+        "decoder_layers": 1,
+        "wide_buckets": 1024,
+    },
+    "vocab": {"hash_buckets": 64},
     "trainer": {"batch_size": 16, "threads": 1, "log_every_n_steps": 1},
     "pretrain": {"max_epochs": 1, "max_len": 32, "loss_fraction": 0.5},
     "finetune": {"max_epochs": 3, "lr": 0.005, "patience": 2},
     "harden": {"max_epochs": 1, "noise_augment": 0.3, "val_checks_per_epoch": 2},
+    "distill": {"max_epochs": 1, "max_pool_texts": 40},
+    "baseline": {"tuned_Cs": [1.0, 4.0]},
     "evaluate": {"attack_max_examples": 8, "batch_size": 64},
     "prune": {"recovery_epochs": 1, "latency_batch": 16},
     "register": {"attack_accuracy_floor": 0.0},
@@ -26,11 +37,13 @@ TINY = {
 STAGES = [
     "ingest",
     "preprocess",
+    "pool",
     "vocab",
     "baseline",
     "pretrain",
     "finetune",
     "harden",
+    "distill",
     "evaluate",
     "prune",
     "register",
@@ -66,13 +79,20 @@ def test_outputs_metrics_and_plots(built):
     assert set(finetune["test"]) == {"all", "zh", "en"} and set(finetune["test"]["zh"]) == {"acc", "f1"}
     assert finetune["test"]["all"]["acc"] > 0.5
     evaluate = built.read_json("metrics/evaluate.json")
-    for model in ("finetuned", "hardened"):
+    for model in ("finetuned", "hardened", "distilled"):
         assert set(evaluate[model]["zh"]) >= {"acc", "f1", "ece"}
+        assert evaluate[model]["behaviour"]["zh"]["clear"]["n"] >= 60
         assert set(evaluate[model]["attack"]["greedy"]["en"]) == {"acc", "success_rate"}
         assert "all_perturbations" in evaluate[model]["attack"]
     prune = built.read_json("metrics/prune.json")
     assert abs(prune["global_sparsity"] - 0.7) < 0.01
     assert prune["int8_size_ratio"] > 1.0  # tiny model: fixed overheads dominate; the real ratio is benchmarked
+    assert set(prune["vs_tuned_classical"]["en"]) == {"champion_acc", "classical_acc", "p_value"}
+    assert 0 <= prune["behaviour"]["en"]["clear"]["pass_rate"] <= 1
+    distill = built.read_json("metrics/distill.json")
+    assert 0 <= distill["teacher"]["weight_hardened"] <= 1 and distill["transfer"]["unlabeled"] > 0
+    assert set(distill["teacher"]["test"]["zh"]) == {"acc", "f1"} and distill["test"]["all"]["acc"] > 0.5
+    assert set(built.read_json("metrics/baseline.json")["tuned"]["test"]) == {"zh", "en"}
     shown = json.loads(built.dvc("metrics", "show", "--json").stdout)
     values = json.dumps(shown)
     for name in ("evaluate.json", "prune.json", "finetune.json", "baseline.json"):
@@ -92,7 +112,8 @@ def test_outputs_metrics_and_plots(built):
     names = " ".join(plots["data"])
     for expected in (
         "plots/finetune/val/f1.tsv",
-        "plots/pretrain/train/step/loss.tsv",
+        "plots/pretrain/ppmi_spectrum.tsv",
+        "plots/distill/val/f1.tsv",
         "confusion_hardened.csv",
         "ROC",
     ):

@@ -1,6 +1,8 @@
 import pandas as pd
+import pytest
 
-from sora.data.preprocess import clean_labeled, clean_unlabeled, stratified_split
+from sora.data.preprocess import check_no_leak, clean_labeled, clean_unlabeled, hash_split, split_of
+from sora.errors import DataError
 
 
 def _raw(rows):
@@ -45,28 +47,40 @@ def _frame(n_per_group=50):
     return pd.DataFrame(rows)
 
 
-def test_split_no_leakage_and_stratified():
+def test_split_no_leakage_and_about_the_asked_fractions():
     frame = _frame()
-    splits = stratified_split(frame, val_fraction=0.1, test_fraction=0.2, seed=0)
+    splits = hash_split(frame, val_fraction=0.1, test_fraction=0.2, seed=0)
     texts = {k: set(v["text"]) for k, v in splits.items()}
     assert not texts["train"] & texts["val"] and not texts["train"] & texts["test"] and not texts["val"] & texts["test"]
     assert sum(len(v) for v in splits.values()) == len(frame)
-    for split in splits.values():
-        counts = split.groupby(["lang", "label"]).size()
-        assert len(counts) == 4 and counts.max() - counts.min() == 0  # every (lang,label) equally present
-    assert len(splits["test"]) == 40 and len(splits["val"]) == 20
+    assert abs(len(splits["test"]) / len(frame) - 0.2) < 0.08 and abs(len(splits["val"]) / len(frame) - 0.1) < 0.06
 
 
-def test_split_is_seeded():
+def test_split_is_seeded_and_appending_rows_moves_no_text():
     frame = _frame()
-    a = stratified_split(frame, 0.1, 0.2, seed=1)["test"]["text"].tolist()
-    b = stratified_split(frame, 0.1, 0.2, seed=1)["test"]["text"].tolist()
-    c = stratified_split(frame, 0.1, 0.2, seed=2)["test"]["text"].tolist()
-    assert a == b and set(a) != set(c)
+    a = hash_split(frame, 0.1, 0.2, seed=1)
+    c = hash_split(frame, 0.1, 0.2, seed=2)["test"]["text"].tolist()
+    assert set(a["test"]["text"]) != set(c)
+    more = pd.concat([frame, frame.assign(text=frame["text"] + "，再来一条")], ignore_index=True)
+    b = hash_split(more, 0.1, 0.2, seed=1)
+    for name in ("train", "val", "test"):
+        assert set(a[name]["text"]) <= set(b[name]["text"])
 
 
-def test_unlabeled_excludes_eval_texts_and_caps():
-    raw = pd.DataFrame({"text": ["测试文本一", "测试文本二", "测试文本二", "held out text"], "source": "u"})
-    out = clean_unlabeled(raw, 2, 100, exclude={"held out text"}, limit=10, seed=0)
-    assert sorted(out["text"]) == ["测试文本一", "测试文本二"]
-    assert len(clean_unlabeled(raw, 2, 100, exclude=set(), limit=1, seed=0)) == 1
+def test_pool_keeps_only_train_hash_texts_dedups_and_caps():
+    texts = [f"测试文本{i}号" for i in range(200)]
+    raw = pd.DataFrame({"text": texts + texts[:5] + ["これは日本語です"], "source": "u"})
+    pool, dropped = clean_unlabeled(raw, 2, 100, 0.1, 0.2, seed=0, limit=1000)
+    which = split_of(pd.Series(texts), 0.1, 0.2, 0)
+    assert sorted(pool["text"]) == sorted(t for t, w in zip(texts, which) if w == "train")
+    assert dropped["duplicate"] == 5 and dropped["language_not_zh_or_en"] == 1
+    assert dropped["val_or_test_text"] == int((which != "train").sum()) > 0
+    capped, dropped = clean_unlabeled(raw, 2, 100, 0.1, 0.2, seed=0, limit=3)
+    assert len(capped) == 3 and dropped["over_limit"] == len(pool) - 3
+
+
+def test_leak_check_names_the_leaked_text():
+    val = pd.DataFrame({"text": ["好看的电影", "难看"]})
+    check_no_leak(pd.Series(["别的文本"]), "pool.parquet", val)
+    with pytest.raises(DataError, match=r"pool.parquet: 1 val/test texts .*好看的电影"):
+        check_no_leak(pd.Series(["好看的电影", "别的文本"]), "pool.parquet", val)

@@ -14,10 +14,14 @@ def test_committed_results_page_matches_committed_metrics():
 
 def test_render_reads_nested_metrics(tmp_path):
     (tmp_path / "baseline.json").write_text('{"test": {"zh": {"acc": 0.8, "f1": 0.79, "n": 10}}}')
-    (tmp_path / "finetune.json").write_text(
-        '{"test": {"zh": {"acc": 0.85, "f1": 0.84}}, "test_minus_baseline": {"zh": 0.05}}'
+    (tmp_path / "finetune.json").write_text('{"test": {"zh": {"acc": 0.85, "f1": 0.84}}}')
+    (tmp_path / "prune.json").write_text(
+        '{"int8": {"test_acc_zh": 0.86}, "vs_tuned_classical": {"zh": {"champion_acc": 0.86, "classical_acc": 0.84,'
+        ' "p_value": 0.0123}}}'
     )
     text = render(tmp_path)
     assert "| TF-IDF + logistic regression (`baseline`) | 0.800 | – |" in text
-    assert "| fine-tuned Transformer (`finetune`) | 0.850 | – |" in text
-    assert "zh +0.050" in text
+    assert "| fine-tuned wide-and-deep (`finetune`) | 0.850 | – |" in text
+    assert "| student pruned + int8 (`prune`) | 0.860 | – |" in text
+    assert "| zh | 0.860 | 0.840 | +0.020 | 0.012 |" in text
+    assert "zh +0.060" in text  # registered minus the ten-line baseline

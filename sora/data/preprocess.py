@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from sora.data.text import detect_lang, normalise, tokenise_many
+from sora.errors import DataError
 
 REJECT_COLUMNS = ["text", "source", "ref", "reason", "detail"]
 # every reason a row can be dropped for, from ingest (invalid_row, ambiguous_rating, malformed_line) to here
@@ -80,23 +82,26 @@ def clean_labeled(raw: pd.DataFrame, min_chars: int, max_chars: int) -> Cleaned:
     return Cleaned(rows, pd.concat(rejects, ignore_index=True)[REJECT_COLUMNS], mismatch, len(conflict_texts))
 
 
-def stratified_split(
-    frame: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int
-) -> dict[str, pd.DataFrame]:
-    """Split per (lang, label) group with one seeded permutation each; rows are unique texts already,
-    so no text can land in two splits."""
-    rng = np.random.default_rng(seed)
-    parts: dict[str, list[pd.DataFrame]] = {"train": [], "val": [], "test": []}
-    for _, group in frame.groupby(["lang", "label"], sort=True):
-        order = rng.permutation(len(group))
-        n_test = int(round(len(group) * test_fraction))
-        n_val = int(round(len(group) * val_fraction))
-        parts["test"].append(group.iloc[order[:n_test]])
-        parts["val"].append(group.iloc[order[n_test : n_test + n_val]])
-        parts["train"].append(group.iloc[order[n_test + n_val :]])
+def split_of(texts: pd.Series, val_fraction: float, test_fraction: float, seed: int) -> pd.Series:
+    """'train' | 'val' | 'test' for each normalised text, from a seeded hash of the text alone.
+
+    A text's split never depends on which other rows exist: appending rows moves no existing text to another
+    split, and the unlabeled pool can leave out every text that is, or would be if it were ever labeled, a val
+    or test text, without reading the labeled data (so a new label never reruns pretraining)."""
+    salt = f"{seed}:".encode()
+    u = texts.map(lambda t: int.from_bytes(hashlib.blake2b(salt + t.encode(), digest_size=8).digest(), "big") / 2**64)
+    return pd.Series(
+        np.where(u < test_fraction, "test", np.where(u < test_fraction + val_fraction, "val", "train")),
+        index=texts.index,
+    )
+
+
+def hash_split(frame: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int) -> dict[str, pd.DataFrame]:
+    """Rows are unique texts already, so no text can land in two splits."""
+    which = split_of(frame["text"], val_fraction, test_fraction, seed)
     return {
-        name: pd.concat(chunks).sample(frac=1.0, random_state=seed).reset_index(drop=True)
-        for name, chunks in parts.items()
+        name: frame[which == name].sample(frac=1.0, random_state=seed).reset_index(drop=True)
+        for name in ("train", "val", "test")
     }
 
 
@@ -115,15 +120,44 @@ def add_tokens(frame: pd.DataFrame, progress=None) -> pd.DataFrame:
 
 
 def clean_unlabeled(
-    raw: pd.DataFrame, min_chars: int, max_chars: int, exclude: set[str], limit: int, seed: int
-) -> pd.DataFrame:
-    """Unlabeled pretraining text: normalised, zh/en only, within limits, deduplicated, never a text that is
-    in the labeled val/test splits (`exclude`), capped at `limit` lines (seeded sample)."""
+    raw: pd.DataFrame,
+    min_chars: int,
+    max_chars: int,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    limit: int,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The unlabeled pool: normalised, zh/en only, within the length limits, deduplicated, and only texts whose
+    hash split is 'train' (see split_of), capped at `limit` texts (seeded sample). Returns the pool and the
+    count of texts dropped for each reason."""
     df = raw.copy()
     df["text"] = df["text"].map(normalise)
     df["lang"] = df["text"].map(detect_lang)
-    keep = df["lang"].notna() & df["text"].str.len().between(min_chars, max_chars) & ~df["text"].isin(exclude)
-    df = df[keep].drop_duplicates("text")
+    dropped = {}
+    steps = (
+        ("language_not_zh_or_en", lambda d: d["lang"].notna()),
+        ("length", lambda d: d["text"].str.len().between(min_chars, max_chars)),
+        ("duplicate", lambda d: ~d.duplicated("text")),
+        ("val_or_test_text", lambda d: split_of(d["text"], val_fraction, test_fraction, seed) == "train"),
+    )
+    for reason, keep in steps:
+        mask = keep(df)
+        dropped[reason] = int((~mask).sum())
+        df = df[mask]
+    dropped["over_limit"] = max(0, len(df) - limit)
     if len(df) > limit:
         df = df.sample(n=limit, random_state=seed)
-    return df[["text", "lang", "source"]].reset_index(drop=True)
+    return df[["text", "lang", "source"]].reset_index(drop=True), dropped
+
+
+def check_no_leak(pool_texts: pd.Series, where: str, *evaluation: pd.DataFrame) -> None:
+    """Raise DataError if a val/test text (normalised) is in the pool that the vocabulary, pretraining or
+    distillation learn from: a model that has seen a test text, even without its label, is not held out."""
+    seen = set(pool_texts)
+    leaked = sorted({t for frame in evaluation for t in frame["text"] if t in seen})
+    if leaked:
+        raise DataError(
+            f"{where}: {len(leaked)} val/test texts are in the unlabeled pool (first: {leaked[0][:60]!r}); "
+            "rebuild the pool (dvc repro pool) with the same preprocess split params so it drops them"
+        )

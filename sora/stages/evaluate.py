@@ -1,23 +1,30 @@
-"""evaluate: the finetuned and the hardened model side by side on the test split — accuracy, macro-F1,
-calibration, ROC/PR, confusion, and the bilingual attack suite (TextAttack-style table)
--> metrics/evaluate.json, plots/evaluate/*.csv (DVC plots), plots/evaluate/*.png (MLflow figures)."""
+"""evaluate: the finetuned, hardened and distilled models side by side on the test split — accuracy, macro-F1,
+calibration, ROC/PR, confusion, the bilingual attack suite (TextAttack-style table) and the behavioural
+(CheckList) cases -> metrics/evaluate.json, plots/evaluate/*.csv (DVC plots), plots/evaluate/*.png (MLflow
+figures)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
+from sora.data.vocab import Vocab
 from sora.evaluation.assess import assess_all, attack_metrics
+from sora.evaluation.behaviour import behaviour_figure, behaviour_report, load_cases
 from sora.evaluation.report import clean_metrics, curves, figures, paired_comparison
+from sora.inference import Predictor
 from sora.io import write_csv, write_json
 from sora.pipeline.entry import StageContext, read_frames, require, stage_main
+from sora.training.trainer import load_classifier
 
-MODELS = ("finetuned", "hardened")
+MODELS = ("finetuned", "hardened", "distilled")
+PAIRS = (("finetuned", "hardened"), ("hardened", "distilled"))  # each pipeline step against the one before
 
 
 def run(ctx: StageContext) -> None:
     args, e = ctx.args, ctx.params.evaluate
-    checkpoints = {"finetuned": args.finetuned / "best.ckpt", "hardened": args.hardened / "best.ckpt"}
-    require(args.vocab, *checkpoints.values())
+    checkpoints = {name: getattr(args, name) / "best.ckpt" for name in MODELS}
+    require(args.vocab, args.cases, *checkpoints.values())
+    cases = load_cases(args.cases)
     test = read_frames(args, "test")["test"]
     labels, langs = test["label"].to_numpy(), test["lang"].to_numpy()
     assessed = assess_all(
@@ -40,19 +47,31 @@ def run(ctx: StageContext) -> None:
         }
     robust = pd.concat(robustness, ignore_index=True)
     write_csv(out / "robustness.csv", robust)
-    # Is the hardened model really better or worse under each attack, or within noise? (paired, same examples)
-    paired = paired_comparison(outcomes["finetuned"], outcomes["hardened"], "finetuned", "hardened")
-    write_csv(out / "paired.csv", paired)
-    metrics["paired_p_value"] = {}
-    for row in paired.itertuples():
-        metrics["paired_p_value"].setdefault(row.attack, {})[row.lang] = round(row.p_value, 5)
+    # Is each step really better or worse under each attack, or within noise? (paired, same examples)
+    metrics["paired_p_value"], paired_tables = {}, []
+    for before, after in PAIRS:
+        paired = paired_comparison(outcomes[before], outcomes[after], before, after)
+        paired_tables.append(out / f"paired_{before}_{after}.csv")
+        write_csv(paired_tables[-1], paired)
+        print(paired.round(4).to_string(index=False))
+        step = metrics["paired_p_value"].setdefault(f"{after}_vs_{before}", {})
+        for row in paired.itertuples():
+            step.setdefault(row.attack, {})[row.lang] = round(row.p_value, 5)
+    vocab = Vocab.load(args.vocab)
+    behaviour_tables = []
+    for name in MODELS:
+        model, hp = load_classifier(checkpoints[name])
+        predictor = Predictor(model, vocab, hp["model_params"]["max_len"], e.batch_size)
+        metrics[name]["behaviour"], table = behaviour_report(cases, predictor.predict_proba)
+        behaviour_tables.append(table.assign(model=name))
+    write_csv(out / "behaviour.csv", pd.concat(behaviour_tables, ignore_index=True))
     write_json(args.metrics, metrics)
     pngs = figures(results, robust, out)
-    print(paired.round(4).to_string(index=False))
+    pngs.append(behaviour_figure(metrics["distilled"]["behaviour"], out / "behaviour.png"))
     ctx.log_metrics(metrics)
     for png in pngs:
         ctx.log_artifact(png, artifact_path="figures")
-    for path in (args.metrics, out / "robustness.csv", out / "paired.csv"):
+    for path in (args.metrics, out / "robustness.csv", out / "behaviour.csv", *paired_tables):
         ctx.log_artifact(path)
 
 

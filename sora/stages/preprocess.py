@@ -1,4 +1,4 @@
-"""preprocess: normalise, detect language, dedup, drop conflicts, tokenise, split -> data/processed/."""
+"""preprocess: normalise, detect language, dedup, drop conflicts, tokenise, split labeled rows -> data/processed/."""
 
 from __future__ import annotations
 
@@ -7,14 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from sora.config import Params
-from sora.data.preprocess import (
-    REJECT_COLUMNS,
-    REJECT_REASONS,
-    add_tokens,
-    clean_labeled,
-    clean_unlabeled,
-    stratified_split,
-)
+from sora.data.preprocess import REJECT_COLUMNS, REJECT_REASONS, add_tokens, clean_labeled, hash_split
 from sora.errors import DataError
 from sora.io import write_json, write_parquet
 from sora.pipeline.entry import StageContext, progress_bar, require, stage_main
@@ -26,46 +19,33 @@ LANGS = ("zh", "en")
 def preprocess(params: Params, raw_dir: Path, out: Path) -> dict:
     p = params.preprocess
     labeled_path = raw_dir / "labeled.parquet"
-    require(labeled_path, raw_dir / "unlabeled.parquet", raw_dir / "rejected.parquet")
+    require(labeled_path, raw_dir / "rejected.parquet")
     raw = pd.read_parquet(labeled_path)
     cleaned = clean_labeled(raw, p.min_chars, p.max_chars)
     rows = cleaned.rows
     if rows.empty:
         raise DataError(f"{labeled_path}: no rows left after cleaning ({len(cleaned.rejects)} rejected)")
-    splits = stratified_split(rows, p.val_fraction, p.test_fraction, p.seed)
+    splits = hash_split(rows, p.val_fraction, p.test_fraction, p.seed)
     for name, frame in splits.items():
         if frame.empty:
             raise DataError(
                 f"{labeled_path}: only {len(rows)} usable rows, the {name} split would be "
                 "empty; add data or change preprocess.val_fraction/test_fraction"
             )
-    eval_texts = set(splits["val"]["text"]) | set(splits["test"]["text"])
-    unlabeled = clean_unlabeled(
-        pd.read_parquet(raw_dir / "unlabeled.parquet"),
-        p.min_chars,
-        p.max_chars,
-        exclude=eval_texts,
-        limit=p.max_unlabeled,
-        seed=p.seed,
-    )
 
     with progress_bar() as bar:
-        task = bar.add_task("tokenising (spaCy zh+jieba / en)", total=len(rows) + len(unlabeled))
-        step = lambda n: bar.advance(task, n)
-        splits = {name: add_tokens(frame, step) for name, frame in splits.items()}
-        unlabeled = add_tokens(unlabeled, step)
+        task = bar.add_task("tokenising (spaCy zh+jieba / en)", total=len(rows))
+        splits = {name: add_tokens(frame, lambda n: bar.advance(task, n)) for name, frame in splits.items()}
 
     ingest_rejects = pd.read_parquet(raw_dir / "rejected.parquet").reindex(columns=REJECT_COLUMNS)
     rejects = pd.concat([ingest_rejects, cleaned.rejects.reindex(columns=REJECT_COLUMNS)], ignore_index=True)
     columns = ["text", "label", "lang", "tokens", "source"]
     for name in SPLITS:
         write_parquet(out / f"{name}.parquet", splits[name][columns])
-    write_parquet(out / "unlabeled.parquet", unlabeled)
     write_parquet(out / "rejected.parquet", rejects.astype({"text": "string", "detail": "string"}))
 
     metrics = {
         "rows": {"in": len(raw) + len(ingest_rejects), "kept": len(rows), "rejected": len(rejects)},
-        "unlabeled_kept": len(unlabeled),
         "lang_mismatch": cleaned.lang_mismatch,
         "conflicting_texts": cleaned.conflicting_texts,
         "rejected": {reason: int((rejects["reason"] == reason).sum()) for reason in REJECT_REASONS},
@@ -78,7 +58,7 @@ def preprocess(params: Params, raw_dir: Path, out: Path) -> dict:
     counts = rows["lang"].value_counts()
     print(
         f"preprocess: kept {len(rows)} labeled texts ({counts.get('zh', 0)} zh, {counts.get('en', 0)} en), "
-        f"rejected {len(rejects)}, unlabeled {len(unlabeled)}"
+        f"rejected {len(rejects)}"
     )
     return metrics
 

@@ -1,4 +1,4 @@
-"""prune: gradual global magnitude pruning of the hardened classifier during a short recovery fine-tune
+"""prune: gradual global magnitude pruning of the distilled student during a short recovery fine-tune
 (masks active), made permanent; then dynamic int8 quantisation. fp32 / pruned / int8 side by side: size on
 disk, CPU latency (p50, one text) and batch throughput, clean accuracy, accuracy under attack
 -> models/prune/ (model bundle), metrics/prune.json, plots/prune.csv."""
@@ -8,12 +8,15 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pandas as pd
 
 from sora.compression import make_permanent, quantize_dynamic_int8, sparsity_report
 from sora.compression.compare import compare_variants
 from sora.data.vocab import Vocab
+from sora.errors import DataError
 from sora.evaluation.assess import worst_case_accuracy
-from sora.evaluation.report import clean_metrics
+from sora.evaluation.behaviour import behaviour_report, load_cases
+from sora.evaluation.report import clean_metrics, paired_comparison
 from sora.inference import Predictor, save_bundle
 from sora.io import write_csv, write_json
 from sora.pipeline.entry import StageContext, read_frames, require, stage_main
@@ -24,12 +27,12 @@ from sora.training.trainer import load_classifier, seed_and_threads
 def run(ctx: StageContext) -> None:
     params, args, p = ctx.params, ctx.args, ctx.params.prune
     seed_and_threads(params.trainer)
-    hardened = args.hardened / "best.ckpt"
-    require(args.vocab, hardened)
+    student = args.student / "best.ckpt"
+    require(args.vocab, student, args.classical, args.cases)
     vocab = Vocab.load(args.vocab)
     splits = read_frames(args, "train", "test")
     test = splits["test"]
-    fp32, hp = load_classifier(hardened)
+    fp32, hp = load_classifier(student)
     max_len = hp["model_params"]["max_len"]
 
     pruned = copy.deepcopy(fp32)
@@ -64,6 +67,29 @@ def run(ctx: StageContext) -> None:
         float(rows.loc["int8", "texts_per_s_batch"] / rows.loc["fp32", "texts_per_s_batch"]), 3
     )
     variant = params.register_.variant
+    # The registered variant against the tuned classical model on the same test texts (exact McNemar), and on
+    # the behavioural cases.
+    classical = pd.read_parquet(args.classical)
+    if not classical["text"].equals(test["text"]):
+        raise DataError(f"{args.classical} holds another test split than {args.test}: rerun the baseline stage")
+    outcome = lambda pred: pd.DataFrame(
+        {
+            "attack": "clean",
+            "lang": test["lang"],
+            "example": range(len(test)),
+            "correct": pred == test["label"].to_numpy(),
+        }
+    )
+    paired = paired_comparison(outcome(classical["pred"].to_numpy()), outcome(preds[variant]), "classical", variant)
+    metrics["vs_tuned_classical"] = {
+        r.lang: {"champion_acc": round(getattr(r, f"{variant}_acc"), 5), "classical_acc": round(r.classical_acc, 5),
+                 "p_value": round(r.p_value, 5)}
+        for r in paired.itertuples()
+    }  # fmt: skip
+    champion = {"fp32": fp32, "pruned": pruned, "int8": int8}[variant]
+    metrics["behaviour"], cases = behaviour_report(
+        load_cases(args.cases), Predictor(champion, vocab, max_len, params.evaluate.batch_size).predict_proba
+    )
     config = {
         "vocab_size": len(vocab),
         "pad_id": vocab.pad_id,
@@ -76,6 +102,7 @@ def run(ctx: StageContext) -> None:
     write_json(args.metrics, metrics)
     write_csv(args.plot, table)
     print(table.to_string(index=False))
+    print(f"prune: {variant} vs tuned classical {metrics['vs_tuned_classical']}; behaviour {metrics['behaviour']}")
     ctx.log_metrics({**metrics, **speed})
     if ctx.mlflow is not None:
         ctx.mlflow.log_table(table, "prune_table.json")

@@ -1,4 +1,5 @@
-"""vocab: token vocabulary from the train split only -> data/vocab.json, OOV rates -> metrics/vocab.json."""
+"""vocab: token vocabulary from the unlabeled pool only (labeled data never changes it) -> data/vocab.json,
+sizes and pool coverage -> metrics/vocab.json. OOV rates on val/test are reported by finetune."""
 
 from __future__ import annotations
 
@@ -11,26 +12,21 @@ from sora.pipeline.entry import StageContext, require, stage_main
 
 def run(ctx: StageContext) -> None:
     p, args = ctx.params.vocab, ctx.args
-    splits = {s: getattr(args, s) for s in ("train", "val", "test")}
-    require(*splits.values())
-    frames = {s: pd.read_parquet(path, columns=["lang", "tokens"]) for s, path in splits.items()}
-    vocab = Vocab.build(frames["train"]["tokens"], p.specials, p.min_freq, p.max_size)
+    require(args.pool)
+    pool = pd.read_parquet(args.pool, columns=["lang", "tokens"])
+    vocab = Vocab.build(pool["tokens"], p.specials, p.min_freq, p.max_size, p.hash_buckets)
     metrics = {
         "size": len(vocab),
-        "oov": {
-            split: {
-                lang: {k: round(v, 5) for k, v in oov_rates(vocab, frame[frame["lang"] == lang]["tokens"]).items()}
-                for lang in ("zh", "en")
-            }
-            for split, frame in frames.items()
+        "pool_oov": {
+            lang: {k: round(v, 5) for k, v in oov_rates(vocab, pool[pool["lang"] == lang]["tokens"]).items()}
+            for lang in ("zh", "en")
         },
     }
     vocab.save(args.out)
     write_json(args.metrics, metrics)
     ctx.log_metrics(metrics)
     ctx.log_artifact(args.out)
-    test = metrics["oov"]["test"]
-    print(f"vocab: {len(vocab)} tokens; test OOV zh {test['zh']['oov_rate']}, en {test['en']['oov_rate']}")
+    print(f"vocab: {len(vocab)} tokens; pool OOV {metrics['pool_oov']}")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,36 @@ from pathlib import Path
 import pandas as pd
 
 from sora.config import Params
+from sora.errors import DataError
 from sora.evaluation.baseline import baseline_gap
 from sora.training.data import TextDataModule
 from sora.training.fit import ResumableFit, best_epoch, fit_resumable
+
+
+def initialise(module, params: Params, vocab, encoder: Path | None, train: pd.DataFrame, val: pd.DataFrame) -> dict:
+    """What finetune and distill start from: the pretrained encoder (when `encoder` is given) and, with a wide
+    part, the logistic regression on its n-gram features fitted on train with C picked on val. Returns the
+    wide fit's {C, val_acc} (empty without a wide part)."""
+    import torch
+
+    from sora.training.wide import fit_wide
+
+    if encoder is not None:
+        state = torch.load(encoder, map_location="cpu", weights_only=True)
+        if state["vocab_size"] != len(vocab) or state["model_params"] != params.model.model_dump():
+            raise DataError(f"{encoder} was pretrained with another vocabulary or model shape: rerun pretrain")
+        module.load_encoder_state(state["state_dict"])
+    if not params.model.wide_buckets:
+        return {}
+    max_len = params.model.max_len
+    ids = {
+        name: [vocab.encode(list(t), max_len) for t in frame["tokens"]]
+        for name, frame in (("train", train), ("val", val))
+    }
+    return fit_wide(
+        module.model, ids["train"], train["label"].to_numpy(), ids["val"], val["label"].to_numpy(),
+        params.finetune.wide_Cs,
+    )  # fmt: skip
 
 
 def fit_and_score(

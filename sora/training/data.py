@@ -19,27 +19,35 @@ LANG_IDS = {"zh": 0, "en": 1}
 
 
 class EncodedDataset(Dataset):
-    """Rows of a DataFrame (tokens, [label], [lang]) encoded once up front. Missing label/lang -> -1."""
+    """Rows of a DataFrame (tokens, [label], [lang], [soft]) encoded once up front. Missing label/lang -> -1.
+    `soft`: a teacher's class probabilities per row, the target a distilled student learns from."""
 
     def __init__(self, frame: pd.DataFrame, vocab: Vocab, max_len: int):
         self.ids = [vocab.encode(list(toks), max_len) for toks in frame["tokens"]]
         n = len(frame)
         self.labels = frame["label"].astype(int).tolist() if "label" in frame else [-1] * n
         self.langs = [LANG_IDS.get(x, -1) for x in frame["lang"]] if "lang" in frame else [-1] * n
+        self.soft = [list(map(float, p)) for p in frame["soft"]] if "soft" in frame else None
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"ids": self.ids[i], "label": self.labels[i], "lang_id": self.langs[i]}
+        item = {"ids": self.ids[i], "label": self.labels[i], "lang_id": self.langs[i]}
+        if self.soft is not None:
+            item["soft"] = self.soft[i]
+        return item
 
 
 def collate_batch(items: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
-    return {
+    batch = {
         "ids": pad_ids([it["ids"] for it in items], pad_id),
         "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
         "lang_id": torch.tensor([it["lang_id"] for it in items], dtype=torch.long),
     }
+    if "soft" in items[0]:
+        batch["soft"] = torch.tensor([it["soft"] for it in items], dtype=torch.float32)
+    return batch
 
 
 class DenoisingDataset(Dataset):
@@ -181,11 +189,12 @@ class TextDataModule(L.LightningDataModule):
         return self._loader("test", shuffle=False)
 
 
-def pretrain_corpus(train: pd.DataFrame, unlabeled: pd.DataFrame, max_texts: int, seed: int) -> pd.DataFrame:
-    """The texts the autoencoder learns from: train-split texts (labels unused) and the unlabeled corpora,
-    a seeded sample of at most max_texts."""
-    texts = pd.concat([train[["tokens", "lang"]], unlabeled[["tokens", "lang"]]], ignore_index=True)
-    return texts.sample(n=max_texts, random_state=seed) if len(texts) > max_texts else texts
+def pretrain_corpus(pool: pd.DataFrame, max_texts: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, val) for the autoencoder: a seeded sample of at most max_texts pool texts, and 5 % of the pool
+    held out so the reconstruction loss is measured on texts it did not learn from."""
+    texts = pool[["tokens", "lang"]].sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    n_val = max(1, len(texts) // 20)
+    return texts.iloc[n_val:].head(max_texts), texts.iloc[:n_val]
 
 
 def denoising_data(params: Params, vocab: Vocab, texts: pd.DataFrame, val: pd.DataFrame | None) -> TextDataModule:

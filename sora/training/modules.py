@@ -140,6 +140,8 @@ class ClassifierModule(L.LightningModule):
         token_dropout: float = 0.0,
         unk_id: int = 1,
         adv_token_budget: float = 0.0,
+        embedding_lr_scale: float = 1.0,
+        wide_lr_scale: float = 1.0,
     ):
         super().__init__()
         if adv_method not in METHODS:
@@ -161,9 +163,15 @@ class ClassifierModule(L.LightningModule):
                 "token_dropout": token_dropout,
                 "unk_id": unk_id,
                 "adv_token_budget": adv_token_budget,
+                "embedding_lr_scale": embedding_lr_scale,
+                "wide_lr_scale": wide_lr_scale,
             }
         )
         self.model = build_classifier(vocab_size, pad_id, model_params, num_classes)
+        # Pretrained word vectors move slowly, or not at all (scale 0): a few thousand labels would otherwise
+        # pull the words they contain away from the words met only in unlabeled text, which is what pretraining
+        # was for (ULMFiT's discriminative learning rates).
+        self.model.encoder.tok.weight.requires_grad_(embedding_lr_scale > 0)
         # Optimizer state to continue from (harden sets the finetune run's); not a hyperparameter: it is big.
         self.warm_optimizer_state: dict | None = None
         # One metric set per stage and slice; states are not persistent, so checkpoints stay weights-only.
@@ -198,11 +206,12 @@ class ClassifierModule(L.LightningModule):
             hide = torch.rand(ids.shape, device=ids.device) < h.token_dropout
             hide[:, 0] = False
             ids = ids.masked_fill(hide & ids.ne(h.pad_id), h.unk_id)
+        # A distilled student learns the teacher's probabilities (cross-entropy accepts them as targets).
         loss = adversarial_loss(
             h.adv_method,
             self.model,
             ids,
-            batch["label"],
+            batch["soft"] if "soft" in batch else batch["label"],
             h.adv_epsilon,
             h.adv_steps,
             h.adv_step_size,
@@ -255,14 +264,24 @@ class ClassifierModule(L.LightningModule):
 
     def configure_optimizers(self):
         # No weight decay on biases, LayerNorms and embeddings (the usual transformer recipe).
-        decay, no_decay = [], []
+        # The wide n-gram tables get their own learning rate: each row is updated only by the few batches that
+        # contain its n-gram, so at the Transformer's rate a linear model over them would barely move.
+        h = self.hparams
+        decay, no_decay, tok, wide = [], [], [], []
         for name, p in self.named_parameters():
-            embedding = name.endswith(("tok.weight", "pos.weight"))
-            (decay if p.ndim >= 2 and not embedding else no_decay).append(p)
-        opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.hparams.lr,
-        )
+            if not p.requires_grad:
+                continue
+            if name.endswith("encoder.tok.weight"):
+                tok.append(p)
+            elif ".wide_" in f".{name}":
+                wide.append(p)
+            else:
+                (decay if p.ndim >= 2 and not name.endswith("pos.weight") else no_decay).append(p)
+        groups = [{"params": decay, "weight_decay": h.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        for params, scale in ((tok, h.get("embedding_lr_scale", 1.0)), (wide, h.get("wide_lr_scale", 1.0))):
+            if params:
+                groups.append({"params": params, "weight_decay": 0.0, "lr": h.lr * scale})
+        opt = torch.optim.AdamW(groups, lr=h.lr)
         if self.warm_optimizer_state is not None:
             warm_start(opt, self.warm_optimizer_state, self.hparams.lr)
         factor = _warmup_linear(self.trainer.estimated_stepping_batches, self.hparams.warmup_ratio)
@@ -279,6 +298,8 @@ def classifier_module(params: Params, vocab, num_classes: int, lr: float, advers
         "weight_decay": params.finetune.weight_decay,
         "token_dropout": params.finetune.token_dropout,
         "unk_id": vocab.unk_id,
+        "embedding_lr_scale": params.finetune.embedding_lr_scale,
+        "wide_lr_scale": params.finetune.wide_lr_scale,
     }
     if adversarial:
         h = params.harden

@@ -1,0 +1,203 @@
+"""What pretraining (and self-training on the unlabeled pool) buys, label budget by label budget.
+
+For 500, 1k, 2k, 5k and all labels per language (seeded samples of the train split; the unlabeled pool, the
+vocabulary and the pretrained foundation fixed), 3 seeds each, on the same val and test splits:
+- tfidf: the ten-line TF-IDF + logistic regression baseline (the `baseline` stage's model);
+- scratch: Sora's wide-and-deep classifier, randomly initialised;
+- pretrained: the same classifier starting from the pretrained foundation (`pretrain`);
+- self-trained: a student of the pretrained model on those labels plus the unlabeled pool (the `distill`
+  stage's recipe, with the pretrained model as the only teacher).
+Model selection uses val only; test accuracy is reported. Writes metrics/learning_curve.json (mean and spread
+per arm), plots/learning_curve.csv (a DVC plot: `dvc plots show plots/learning_curve.csv`), a PNG, and logs
+all three to an MLflow run. Needs the pipeline's outputs (`make pipeline`).
+
+    python benchmarks/learning_curve.py [--sizes 500,1000,2000,5000,0] [--seeds 0,1,2]
+        [--arms tfidf,scratch,pretrained,self-trained]      (size 0 = all labels)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ARMS = ("tfidf", "scratch", "pretrained", "self-trained")
+
+
+def sample(train: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
+    if not size:
+        return train
+    return pd.concat(
+        [g.sample(n=min(size, len(g)), random_state=seed) for _, g in train.groupby("lang", sort=True)],
+        ignore_index=True,
+    )
+
+
+def tfidf_scores(params, train, test) -> dict:
+    from sora.evaluation.baseline import tfidf_baseline
+
+    out = {}
+    for lang in ("zh", "en"):
+        tr, te = train[train["lang"] == lang], test[test["lang"] == lang]
+        model = tfidf_baseline(lang, params.baseline.C, params.baseline.max_iter).fit(tr["text"], tr["label"])
+        out[lang] = float((model.predict(te["text"]) == te["label"]).mean())
+    return out
+
+
+def neural(params, vocab, splits, encoder, epochs: int, patience: int, work: Path, soft_from=None, pool=None):
+    """Fit one classifier; returns (test accuracy per language, the best checkpoint's path)."""
+    from sora.inference import Predictor
+    from sora.training.classify import fit_and_score, initialise
+    from sora.training.distill import transfer_set, unlabeled_part
+    from sora.training.fit import ResumableFit
+    from sora.training.modules import classifier_module
+    from sora.training.trainer import load_classifier, seed_and_threads
+
+    seed_and_threads(params.trainer)
+    module = classifier_module(params, vocab, 2, params.finetune.lr)
+    initialise(module, params, vocab, encoder, splits["train"], splits["val"])
+    if soft_from is not None:  # self-training: the teacher labels the pool, the student learns both
+        teacher, _ = load_classifier(soft_from)
+        predictor = Predictor(teacher, vocab, params.model.max_len)
+        probs = lambda f: predictor.predict_ids([vocab.encode(list(t), params.model.max_len) for t in f["tokens"]])
+        rest = unlabeled_part(pool, splits["train"], params.distill.max_pool_texts, params.trainer.seed)
+        splits = {**splits, "train": transfer_set(splits["train"], probs(splits["train"]), rest, probs(rest),
+                                                  params.distill.hard_weight)}  # fmt: skip
+    metrics, _ = fit_and_score(
+        params, module, vocab, splits, epochs, patience, ResumableFit(work / "fit"), "bench", work / "out",
+        work / "plots", None, [],
+    )  # fmt: skip
+    return {lang: metrics["test"][lang]["acc"] for lang in ("zh", "en")}, work / "out" / "best.ckpt"
+
+
+def figure(table: pd.DataFrame, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, lang in zip(axes, ("zh", "en")):
+        part = table[table["lang"] == lang]
+        for arm, g in part.groupby("arm", sort=False):
+            ax.errorbar(g["labels_per_lang"], g["acc_mean"], yerr=g["acc_std"], marker="o", capsize=3, label=arm)
+        ax.set(xscale="log", title=f"{lang}: test accuracy vs labels (mean ± sd, 3 seeds)",
+               xlabel="labels per language (log)", ylabel="accuracy")  # fmt: skip
+        ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="500,1000,2000,5000,0", help="labels per language; 0 = all")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--out", type=Path, default=Path("metrics/learning_curve.json"))
+    parser.add_argument("--plot", type=Path, default=Path("plots/learning_curve.csv"))
+    args = parser.parse_args()
+    arms = [a for a in args.arms.split(",") if a]
+    unknown = set(arms) - set(ARMS)
+    if unknown:
+        parser.error(f"unknown arms {sorted(unknown)}; choose from {', '.join(ARMS)}")
+
+    from sora.config import load_params
+    from sora.data.vocab import Vocab
+    from sora.io import write_csv, write_json
+    from sora.pipeline.entry import declared_args, require
+
+    params = load_params("params.yaml")
+    paths = declared_args("distill")
+    require(paths.train, paths.val, paths.test, paths.pool, paths.vocab, paths.encoder / "encoder.pt")
+    vocab = Vocab.load(paths.vocab)
+    frames = {s: pd.read_parquet(getattr(paths, s)) for s in ("train", "val", "test")}
+    pool = pd.read_parquet(paths.pool, columns=["text", "tokens", "lang"])
+    sizes = [int(s) for s in args.sizes.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    rows, started = [], time.time()
+    for size in sizes:
+        for seed in seeds:
+            p = params.model_copy(update={"trainer": params.trainer.model_copy(update={"seed": seed})})
+            train = sample(frames["train"], size, seed)
+            splits = {"train": train, "val": frames["val"], "test": frames["test"]}
+            # Few labels: more epochs and patience, as the steps per epoch shrink with the data.
+            epochs, patience = (
+                (8, 2) if size and size <= 2000 else (4, 2) if size else (p.finetune.max_epochs, p.finetune.patience)
+            )
+            scores = {}
+            with tempfile.TemporaryDirectory() as tmp:
+                tmp = Path(tmp)
+                if "tfidf" in arms:
+                    scores["tfidf"] = tfidf_scores(p, train, frames["test"])
+                if "scratch" in arms:
+                    scores["scratch"], _ = neural(p, vocab, splits, None, epochs, patience, tmp / "scratch")
+                if "pretrained" in arms or "self-trained" in arms:
+                    scores["pretrained"], ckpt = neural(
+                        p, vocab, splits, paths.encoder / "encoder.pt", epochs, patience, tmp / "pretrained"
+                    )
+                if "self-trained" in arms:
+                    scores["self-trained"], _ = neural(
+                        p, vocab, splits, paths.encoder / "encoder.pt", epochs, patience, tmp / "student",
+                        soft_from=ckpt, pool=pool,
+                    )  # fmt: skip
+            for arm, by_lang in scores.items():
+                for lang, acc in by_lang.items():
+                    rows.append({"arm": arm, "labels_per_lang": size or int((train["lang"] == lang).sum()),
+                                 "size": size, "seed": seed, "lang": lang, "acc": acc})  # fmt: skip
+            shown = json.dumps({a: {k: round(v, 4) for k, v in s.items()} for a, s in scores.items()})
+            print(f"[{time.time() - started:6.0f}s] labels {size or 'all'} seed {seed}: {shown}", flush=True)
+    runs = pd.DataFrame(rows)
+    table = (
+        runs.groupby(["arm", "size", "lang"], sort=False)
+        .agg(
+            labels_per_lang=("labels_per_lang", "first"),
+            acc_mean=("acc", "mean"),
+            acc_std=("acc", "std"),
+            n=("acc", "size"),
+        )
+        .reset_index()
+    )
+    table[["acc_mean", "acc_std"]] = table[["acc_mean", "acc_std"]].round(5)
+    metrics = {
+        arm: {lang: {str(r.size or "all"): {"mean": r.acc_mean, "std": r.acc_std, "seeds": int(r.n)}
+                     for r in table[(table["arm"] == arm) & (table["lang"] == lang)].itertuples()}
+              for lang in ("zh", "en")}
+        for arm in table["arm"].unique()
+    }  # fmt: skip
+    write_json(args.out, metrics)
+    write_csv(args.plot, table.assign(series=table["arm"] + " " + table["lang"]))
+    png = figure(table, args.plot.with_suffix(".png"))
+    print(table.to_string(index=False))
+    print(f"wrote {args.out}, {args.plot}, {png}")
+    log_to_mlflow(params, args.out, args.plot, png, metrics)
+
+
+def log_to_mlflow(params, metrics_path: Path, plot: Path, png: Path, metrics: dict) -> None:
+    import mlflow
+
+    from sora.tracking.runs import tracking_uri
+
+    mlflow.set_tracking_uri(tracking_uri(params))
+    mlflow.set_experiment(params.tracking.experiment)
+    with mlflow.start_run(run_name="learning-curve"):
+        mlflow.set_tag("sora.kind", "benchmark")
+        for arm, by_lang in metrics.items():
+            for lang, by_size in by_lang.items():
+                for size, stats in by_size.items():
+                    mlflow.log_metric(f"{arm}.{lang}.{size}.mean", stats["mean"])
+        mlflow.log_artifact(str(metrics_path))
+        mlflow.log_artifact(str(plot))
+        mlflow.log_artifact(str(png), artifact_path="figures")
+
+
+if __name__ == "__main__":
+    main()

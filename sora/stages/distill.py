@@ -1,0 +1,92 @@
+"""distill: the model that is pruned and registered. A wide-and-deep student learns the probabilities of a
+teacher ensemble (hardened Transformer + tuned classical n-gram model, mixed with the weight best on val) on the
+train texts and on unlabeled pool texts, adversarially like harden
+-> models/distill/{best,last}.ckpt, metrics/distill.json (teacher, student, and the hardened model it
+replaces, on val and test), plots/distill/ (curves)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from sora.data.preprocess import check_no_leak
+from sora.data.vocab import Vocab
+from sora.evaluation.baseline import TunedClassical
+from sora.evaluation.report import clean_metrics
+from sora.inference import Predictor
+from sora.io import read_json, write_json
+from sora.pipeline.entry import StageContext, read_frames, require, stage_main
+from sora.pipeline.spec import fingerprint
+from sora.training.classify import fit_and_score, initialise
+from sora.training.distill import pick_weight, transfer_set, unlabeled_part
+from sora.training.fit import ResumableFit
+from sora.training.modules import classifier_module
+from sora.training.trainer import load_classifier, seed_and_threads
+
+
+def accuracy(probs, frame: pd.DataFrame) -> dict:
+    scores = clean_metrics(probs, frame["label"].to_numpy(), frame["lang"].to_numpy())
+    return {lang: {m: s[m] for m in ("acc", "f1")} for lang, s in scores.items()}
+
+
+def run(ctx: StageContext) -> None:
+    params, args, d = ctx.params, ctx.args, ctx.params.distill
+    seed_and_threads(params.trainer)
+    hardened_ckpt = args.hardened / "best.ckpt"
+    require(args.vocab, args.pool, hardened_ckpt, args.baseline)
+    vocab = Vocab.load(args.vocab)
+    splits = read_frames(args, "train", "val", "test")
+    pool = pd.read_parquet(args.pool, columns=["text", "tokens", "lang"])
+    check_no_leak(pool["text"], str(args.pool), splits["val"], splits["test"])
+    pool = unlabeled_part(pool, splits["train"], d.max_pool_texts, params.trainer.seed)
+
+    hardened, hp = load_classifier(hardened_ckpt)
+    predictor = Predictor(hardened, vocab, hp["model_params"]["max_len"], params.evaluate.batch_size)
+    classical = TunedClassical(params.baseline.tuned_Cs, params.baseline.max_iter).fit(splits["train"], splits["val"])
+    frames = {"train": splits["train"], "val": splits["val"], "test": splits["test"], "pool": pool}
+    members = {
+        name: (
+            predictor.predict_ids([vocab.encode(list(t), predictor.max_len) for t in frame["tokens"]]),
+            classical.predict_proba(frame, hp["num_classes"]),
+        )
+        for name, frame in frames.items()
+    }
+    w, _ = pick_weight(*members["val"], splits["val"]["label"].to_numpy())
+    teacher = {name: w * deep + (1 - w) * wide for name, (deep, wide) in members.items()}
+    print(f"distill: teacher = {w:.1f} x hardened + {1 - w:.1f} x tuned classical (weight picked on val)")
+
+    module = classifier_module(params, vocab, hp["num_classes"], params.finetune.lr, adversarial=True)
+    wide_fit = initialise(module, params, vocab, args.encoder / "encoder.pt", splits["train"], splits["val"])
+    student_splits = {
+        "train": transfer_set(splits["train"], teacher["train"], pool, teacher["pool"], d.hard_weight),
+        "val": splits["val"],
+        "test": splits["test"],
+    }
+    metrics, seconds = fit_and_score(
+        params, module, vocab, student_splits, d.max_epochs, d.patience, ResumableFit(ctx.work_dir),
+        fingerprint(params, ctx.spec), args.out, args.plots, read_json(args.baseline), ctx.lightning_loggers(),
+    )  # fmt: skip
+    if metrics is None:
+        return
+    metrics["teacher"] = {
+        "weight_hardened": round(w, 3),
+        **{split: accuracy(teacher[split], splits[split]) for split in ("val", "test")},
+    }
+    metrics["hardened"] = {split: accuracy(members[split][0], splits[split]) for split in ("val", "test")}
+    metrics["tuned_classical"] = {split: accuracy(members[split][1], splits[split]) for split in ("val", "test")}
+    metrics["transfer"] = {
+        "labeled": len(splits["train"]),
+        "unlabeled": len(pool),
+        **{f"wide_{k}": v for k, v in wide_fit.items()},
+    }
+    write_json(args.metrics, metrics)
+    ctx.log_metrics({**metrics, "train_seconds": round(seconds, 1)})
+    test = metrics["test"]
+    print(
+        f"distill: student test zh {test['zh']['acc']} / en {test['en']['acc']}; teacher "
+        f"{metrics['teacher']['test']['zh']['acc']} / {metrics['teacher']['test']['en']['acc']}; hardened "
+        f"{metrics['hardened']['test']['zh']['acc']} / {metrics['hardened']['test']['en']['acc']}"
+    )
+
+
+if __name__ == "__main__":
+    stage_main("distill", run)
