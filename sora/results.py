@@ -134,7 +134,7 @@ def render(metrics_dir: Path = Path("metrics")) -> str:
         out += ["", "Expected calibration error: " + ", ".join(
             f"{k} {lang} {_f(ev[k][lang]['ece'])}" for k in models for lang in LANGS)]  # fmt: skip
 
-    if pr:
+    if "fp32" in pr:
         out += ["", "## Compression (`prune`)", ""]
         rows = [[v, _f(pr[v]["size_mb"], 2), _f(pr[v]["test_acc"]), _f(pr[v]["attack_acc"])]
                 for v in ("fp32", "pruned", "int8") if v in pr]  # fmt: skip
