@@ -12,7 +12,9 @@ per arm), plots/learning_curve.csv (a DVC plot: `dvc plots show plots/learning_c
 all three to an MLflow run. Needs the pipeline's outputs (`make pipeline`).
 
     python benchmarks/learning_curve.py [--sizes 500,1000,2000,5000,0] [--seeds 0,1,2]
-        [--arms tfidf,scratch,pretrained,self-trained]      (size 0 = all labels)
+        [--arms tfidf,scratch,pretrained,self-trained] [--self-train-sizes 1000]      (size 0 = all labels)
+
+Self-training costs a pass over the pool per model, so by default it runs at 1,000 labels only.
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="500,1000,2000,5000,0", help="labels per language; 0 = all")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--self-train-sizes", default="1000", help="label budgets that get the self-trained arm")
     parser.add_argument("--out", type=Path, default=Path("metrics/learning_curve.json"))
     parser.add_argument("--plot", type=Path, default=Path("plots/learning_curve.csv"))
     args = parser.parse_args()
@@ -123,7 +126,9 @@ def main() -> None:
     pool = pd.read_parquet(paths.pool, columns=["text", "tokens", "lang"])
     sizes = [int(s) for s in args.sizes.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
+    self_train_sizes = {int(s) for s in args.self_train_sizes.split(",") if s}
     rows, started = [], time.time()
+    print(f"learning curve: sizes {sizes}, seeds {seeds}, arms {arms}; output every (size, seed)", flush=True)
     for size in sizes:
         for seed in seeds:
             p = params.model_copy(update={"trainer": params.trainer.model_copy(update={"seed": seed})})
@@ -140,13 +145,15 @@ def main() -> None:
                     scores["tfidf"] = tfidf_scores(p, train, frames["test"])
                 if "scratch" in arms:
                     scores["scratch"], _ = neural(p, vocab, splits, None, epochs, patience, tmp / "scratch")
-                if "pretrained" in arms or "self-trained" in arms:
+                self_train = "self-trained" in arms and size in self_train_sizes
+                if "pretrained" in arms or self_train:
                     scores["pretrained"], ckpt = neural(
                         p, vocab, splits, paths.encoder / "encoder.pt", epochs, patience, tmp / "pretrained"
                     )
-                if "self-trained" in arms:
+                if self_train:
                     scores["self-trained"], _ = neural(
-                        p, vocab, splits, paths.encoder / "encoder.pt", epochs, patience, tmp / "student",
+                        p, vocab, splits, paths.encoder / "encoder.pt", p.distill.max_epochs, p.distill.patience,
+                        tmp / "student",
                         soft_from=ckpt, pool=pool,
                     )  # fmt: skip
             for arm, by_lang in scores.items():

@@ -186,3 +186,16 @@ def test_hash_buckets_round_trip_and_default_off(specials, tmp_path):
 
     plain = Vocab.build(TEXTS, specials, min_freq=1, max_size=100)
     assert plain.hash_buckets == 0 and plain.decode(plain.ids(["zqxv"])) == ["<unk>"]
+
+
+def test_char_ngram_table_gives_words_their_character_ngrams_and_specials_none():
+    vocab = Vocab.build([["cat", "cat", "好看", "好看"]], ["<pad>", "<unk>", "<cls>", "<mask>"], 1, 100, 2)
+    table = vocab.char_ngram_table(buckets=1000, width=8)
+    assert len(table) == len(vocab) and all(len(row) == 8 for row in table)
+    assert all(g == 1000 for row in table[:4] for g in row)  # specials
+    assert all(g == 1000 for row in table[-2:] for g in row)  # hash buckets
+    cat = [g for g in table[vocab.stoi["cat"]] if g != 1000]
+    assert len(cat) == 8  # " c", "ca", "at", "t ", " ca", "cat", "at ", " cat" (then the width cuts)
+    hao = [g for g in table[vocab.stoi["好看"]] if g != 1000]
+    assert len(hao) == 3  # 好, 看, 好看
+    assert table == Vocab.from_dict(vocab.to_dict()).char_ngram_table(buckets=1000, width=8)  # stable ids

@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from sora.models.classifier import Classifier, build_classifier, pad_ids
+from sora.models.classifier import MAX_CHAR_GRAMS, Classifier, build_classifier, pad_ids
 from sora.training.wide import design_matrix, fit_wide
 
 VOCAB_SIZE, PAD, CLS = 30, 0, 2
@@ -37,7 +37,9 @@ def random_ids(rng: random.Random, min_words: int = 1, max_words: int = 10) -> l
 
 
 def stacked_weights(model: Classifier) -> np.ndarray:
-    return torch.cat([model.wide_unigram.weight, model.wide_bigram.weight]).detach().double().numpy()
+    buckets = model.wide_buckets
+    tables = [model.wide_unigram.weight, model.wide_bigram.weight, model.wide_char.weight[:buckets]]
+    return torch.cat(tables).detach().double().numpy()
 
 
 def test_padding_changes_neither_wide_nor_forward(wide_params):
@@ -64,7 +66,7 @@ def test_wide_equals_design_matrix_times_tables(wide_params):
     rng = random.Random(0)
     seqs = [random_ids(rng) for _ in range(20)] + [[CLS, 9], [CLS, 9, 9, 9]]
     x = design_matrix(model, seqs)
-    assert x.shape == (len(seqs), VOCAB_SIZE + wide_params.wide_buckets)
+    assert x.shape == (len(seqs), VOCAB_SIZE + 2 * wide_params.wide_buckets)
     expected = x @ stacked_weights(model)
     with torch.no_grad():
         got = model.wide(pad_ids(seqs, PAD)).double().numpy()
@@ -134,11 +136,30 @@ def test_fit_wide_rejects_more_classes_than_the_model_has(wide_params):
 def test_zero_initialised_wide_part_adds_exactly_nothing(tiny_model, wide_params):
     deep = make_model(tiny_model, seed=3)
     wide = make_model(wide_params, seed=3, random_wide=False)
-    assert wide.wide_unigram.weight.abs().sum() == 0 and wide.wide_bigram.weight.abs().sum() == 0
+    assert all(t.weight.abs().sum() == 0 for t in (wide.wide_unigram, wide.wide_bigram, wide.wide_char))
     missing, unexpected = wide.load_state_dict(deep.state_dict(), strict=False)
-    assert set(missing) == {"wide_unigram.weight", "wide_bigram.weight"} and not unexpected
+    assert set(missing) == {"wide_unigram.weight", "wide_bigram.weight", "wide_char.weight", "char_ngrams"}
+    assert not unexpected
     ids = pad_ids([random_ids(random.Random(i)) for i in range(5)], PAD)
     with torch.no_grad():
         assert torch.equal(wide.wide(ids), torch.zeros(5, 2))
         assert torch.equal(wide(ids), deep(ids))
     assert not hasattr(deep, "wide_unigram")  # wide_buckets=0: Transformer only
+
+
+def test_character_ngrams_of_a_token_count_in_wide_and_in_the_design_matrix(wide_params):
+    model = make_model(wide_params, seed=3)
+    buckets = wide_params.wide_buckets
+    table = torch.full((VOCAB_SIZE, MAX_CHAR_GRAMS), buckets)
+    table[9, :3] = torch.tensor([1, 2, 2])  # token 9 has three n-grams, one of them twice
+    model.set_char_ngrams(table)
+    with torch.no_grad():
+        model.wide_char.weight.normal_()
+        model.wide_char.weight[buckets].zero_()  # the filler row stays silent
+    seqs = [[CLS, 9, 10], [CLS, 10, 11]]
+    x = design_matrix(model, seqs)
+    assert x[0].nnz == 2 + 1 + 2  # two words, one bigram, two distinct n-gram columns (one counted twice)
+    assert x[0, VOCAB_SIZE + buckets + 2] == pytest.approx(2 / np.sqrt(6))
+    with torch.no_grad():
+        got = model.wide(pad_ids(seqs, PAD)).double().numpy()
+    np.testing.assert_allclose(got, x @ stacked_weights(model), atol=1e-5)

@@ -123,6 +123,23 @@ class Vocab:
         itos += [f"<#{i}>" for i in range(hash_buckets)]
         return cls(itos=itos, specials=list(specials), hash_buckets=hash_buckets)
 
+    def char_ngram_table(self, buckets: int, width: int) -> list[list[int]]:
+        """Per token id, hashed character n-grams (bucket ids in [0, buckets)), padded with `buckets` to
+        `width`: English words their 2-5-grams with word boundaries (scikit-learn's char_wb), Chinese words of
+        two or more characters their characters and character pairs. Specials and hash buckets get none."""
+        table = []
+        for i, tok in enumerate(self.itos):
+            grams: list[str] = []
+            if i >= len(self.specials) and i < len(self.itos) - self.hash_buckets:
+                if tok.isascii() and tok.isalpha():
+                    marked = f" {tok.lower()} "
+                    grams = [marked[j : j + n] for n in (2, 3, 4, 5) for j in range(len(marked) - n + 1)]
+                elif len(tok) > 1 and any(is_han(c) for c in tok):
+                    grams = [tok[j : j + n] for n in (1, 2) for j in range(len(tok) - n + 1)]
+            ids = [zlib.crc32(f"c:{g}".encode()) % buckets for g in grams[:width]]
+            table.append(ids + [buckets] * (width - len(ids)))
+        return table
+
     def to_dict(self) -> dict:
         return {"specials": self.specials, "hash_buckets": self.hash_buckets, "tokens": self.itos}
 

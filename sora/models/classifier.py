@@ -47,6 +47,8 @@ def build_classifier(
 # Bigram (a, b) -> bucket (a * prime + b) mod buckets: computed from the ids inside the model, so every caller
 # that has token ids (training, attacks, serving) gets the wide features without a second input.
 _BIGRAM_PRIME = 1_000_003
+# Character n-grams per token kept in the model's table (see Vocab.char_ngram_table): enough for a 9-letter word.
+MAX_CHAR_GRAMS = 32
 
 
 class Classifier(nn.Module):
@@ -60,15 +62,28 @@ class Classifier(nn.Module):
             # Zero init: the wide part starts silent and grows only where a feature carries label evidence.
             self.wide_unigram = nn.Embedding(encoder.vocab_size, num_classes)
             self.wide_bigram = nn.Embedding(wide_buckets, num_classes)
-            nn.init.zeros_(self.wide_unigram.weight)
-            nn.init.zeros_(self.wide_bigram.weight)
+            # Hashed character n-grams of each token (the subword features of fastText, char_wb of scikit-learn):
+            # row `wide_buckets` is the "no n-gram" filler. Which n-grams a token has is a buffer, filled from the
+            # vocabulary's strings by set_char_ngrams and saved with the weights.
+            self.wide_char = nn.Embedding(wide_buckets + 1, num_classes, padding_idx=wide_buckets)
+            self.register_buffer("char_ngrams", torch.full((encoder.vocab_size, MAX_CHAR_GRAMS), wide_buckets))
+            for table in (self.wide_unigram, self.wide_bigram, self.wide_char):
+                nn.init.zeros_(table.weight)
 
-    def wide_columns(self, ids: list[int]) -> list[int]:
-        """The wide features of one encoded text as columns of a (vocab + buckets) design matrix: what wide()
-        sums, so a linear model fitted outside (see sora.training.wide) can be copied into the tables."""
+    def set_char_ngrams(self, table: torch.Tensor) -> None:
+        """(vocab_size, MAX_CHAR_GRAMS) bucket ids per token, wide_buckets where a token has fewer n-grams."""
+        self.char_ngrams.copy_(table)
+
+    def wide_columns(self, ids: list[int], char_table: list[list[int]] | None = None) -> list[int]:
+        """The wide features of one encoded text as columns of a (vocab + 2 x buckets) design matrix: what wide()
+        sums, so a linear model fitted outside (see sora.training.wide) can be copied into the tables.
+        `char_table`: char_ngrams.tolist(), passed in by callers that encode many texts."""
+        table = char_table if char_table is not None else self.char_ngrams.tolist()
         words = [i for i in ids[1:] if i != self.encoder.pad_id]
         bigrams = [(a * _BIGRAM_PRIME + b) % self.wide_buckets for a, b in zip(words, words[1:])]
-        return words + [self.encoder.vocab_size + b for b in bigrams]
+        offset = self.encoder.vocab_size + self.wide_buckets
+        chars = [offset + g for w in words for g in table[w] if g != self.wide_buckets]
+        return words + [self.encoder.vocab_size + b for b in bigrams] + chars
 
     def wide(self, ids: torch.Tensor) -> torch.Tensor:
         """Logits of the bag of n-grams (B, C): sum of feature weights / sqrt(feature count), the scaling
@@ -77,9 +92,12 @@ class Classifier(nn.Module):
         real[:, 0] = False
         pairs = real[:, :-1] & real[:, 1:]
         buckets = (ids[:, :-1] * _BIGRAM_PRIME + ids[:, 1:]) % self.wide_buckets
+        grams = self.char_ngrams[ids]  # (B, T, MAX_CHAR_GRAMS)
+        has_gram = grams.ne(self.wide_buckets) & real.unsqueeze(-1)
         total = (self.wide_unigram(ids) * real.unsqueeze(-1)).sum(1)
         total = total + (self.wide_bigram(buckets) * pairs.unsqueeze(-1)).sum(1)
-        count = real.sum(1) + pairs.sum(1)
+        total = total + (self.wide_char(grams) * has_gram.unsqueeze(-1)).sum((1, 2))
+        count = real.sum(1) + pairs.sum(1) + has_gram.sum((1, 2))
         return total / count.clamp(min=1).sqrt().unsqueeze(-1).to(total.dtype)
 
     def forward(self, ids: torch.Tensor, embeds: torch.Tensor | None = None) -> torch.Tensor:

@@ -28,6 +28,10 @@ def initialise(module, params: Params, vocab, encoder: Path | None, train: pd.Da
         module.load_encoder_state(state["state_dict"])
     if not params.model.wide_buckets:
         return {}
+    from sora.models.classifier import MAX_CHAR_GRAMS
+
+    table = vocab.char_ngram_table(params.model.wide_buckets, MAX_CHAR_GRAMS)
+    module.model.set_char_ngrams(torch.tensor(table, dtype=torch.long))
     max_len = params.model.max_len
     ids = {
         name: [vocab.encode(list(t), max_len) for t in frame["tokens"]]

@@ -18,14 +18,15 @@ from sklearn.linear_model import LogisticRegression
 def design_matrix(model, id_lists: Sequence[Sequence[int]]) -> sparse.csr_matrix:
     """Rows of counts / sqrt(feature count): the scaling wide() applies."""
     rows, cols, vals = [], [], []
+    table = model.char_ngrams.tolist()
     for r, ids in enumerate(id_lists):
-        columns = model.wide_columns(list(ids))
+        columns = model.wide_columns(list(ids), table)
         if not columns:
             continue
         rows.extend([r] * len(columns))
         cols.extend(columns)
         vals.extend([1.0 / np.sqrt(len(columns))] * len(columns))
-    shape = (len(id_lists), model.encoder.vocab_size + model.wide_buckets)
+    shape = (len(id_lists), model.encoder.vocab_size + 2 * model.wide_buckets)
     return sparse.csr_matrix((vals, (rows, cols)), shape=shape)
 
 
@@ -58,9 +59,11 @@ def fit_wide(
         coef, bias = lr.coef_.T, lr.intercept_
     if coef.shape[1] != num_classes:
         raise ValueError(f"the labels have {coef.shape[1]} classes, the model {num_classes}")
-    vocab_size = model.encoder.vocab_size
+    vocab_size, buckets = model.encoder.vocab_size, model.wide_buckets
+    as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float32)
     with torch.no_grad():
-        model.wide_unigram.weight.copy_(torch.as_tensor(coef[:vocab_size], dtype=torch.float32))
-        model.wide_bigram.weight.copy_(torch.as_tensor(coef[vocab_size:], dtype=torch.float32))
+        model.wide_unigram.weight.copy_(as_tensor(coef[:vocab_size]))
+        model.wide_bigram.weight.copy_(as_tensor(coef[vocab_size : vocab_size + buckets]))
+        model.wide_char.weight[:buckets].copy_(as_tensor(coef[vocab_size + buckets :]))
         model.head.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
     return {"C": float(C), "val_acc": round(acc, 5)}
