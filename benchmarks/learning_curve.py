@@ -8,8 +8,8 @@ vocabulary and the pretrained foundation fixed), 3 seeds each, on the same val a
 - self-trained: a student of the pretrained model on those labels plus the unlabeled pool (the `distill`
   stage's recipe, with the pretrained model as the only teacher).
 Model selection uses val only; test accuracy is reported. Writes metrics/learning_curve.json (mean and spread
-per arm), plots/learning_curve.csv (a DVC plot: `dvc plots show plots/learning_curve.csv`), a PNG, and logs
-all three to an MLflow run. Needs the pipeline's outputs (`make pipeline`).
+per arm), plots/learning_curve/{zh,en}.csv (DVC plots: `dvc plots show`), a PNG, and logs them all to an
+MLflow run (tag sora.kind=benchmark). Needs the pipeline's outputs (`make pipeline`).
 
     python benchmarks/learning_curve.py [--sizes 500,1000,2000,5000,0] [--seeds 0,1,2]
         [--arms tfidf,scratch,pretrained,self-trained] [--self-train-sizes 1000]      (size 0 = all labels)
@@ -106,7 +106,11 @@ def main() -> None:
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--self-train-sizes", default="1000", help="label budgets that get the self-trained arm")
     parser.add_argument("--out", type=Path, default=Path("metrics/learning_curve.json"))
-    parser.add_argument("--plot", type=Path, default=Path("plots/learning_curve.csv"))
+    parser.add_argument("--plots", type=Path, default=Path("plots/learning_curve"), help="{zh,en}.csv (DVC plots), png")
+    parser.add_argument("--runs", type=Path, default=Path("benchmarks/out/learning_curve_runs.jsonl"),
+                        help="one line per (arm, size, seed, lang) is appended here; the tables aggregate every "
+                        "line in it, so shards started in parallel (e.g. by --sizes) end in one table")  # fmt: skip
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per process (trainer.threads)")
     args = parser.parse_args()
     arms = [a for a in args.arms.split(",") if a]
     unknown = set(arms) - set(ARMS)
@@ -119,6 +123,8 @@ def main() -> None:
     from sora.pipeline.entry import declared_args, require
 
     params = load_params("params.yaml")
+    if args.threads:
+        params = params.model_copy(update={"trainer": params.trainer.model_copy(update={"threads": args.threads})})
     paths = declared_args("distill")
     require(paths.train, paths.val, paths.test, paths.pool, paths.vocab, paths.encoder / "encoder.pt")
     vocab = Vocab.load(paths.vocab)
@@ -156,13 +162,19 @@ def main() -> None:
                         tmp / "student",
                         soft_from=ckpt, pool=pool,
                     )  # fmt: skip
-            for arm, by_lang in scores.items():
-                for lang, acc in by_lang.items():
-                    rows.append({"arm": arm, "labels_per_lang": size or int((train["lang"] == lang).sum()),
-                                 "size": size, "seed": seed, "lang": lang, "acc": acc})  # fmt: skip
+            new = [{"arm": arm, "labels_per_lang": size or int((train["lang"] == lang).sum()), "size": size,
+                    "seed": seed, "lang": lang, "acc": acc} for arm, by_lang in scores.items()
+                   for lang, acc in by_lang.items()]  # fmt: skip
+            args.runs.parent.mkdir(parents=True, exist_ok=True)
+            with open(args.runs, "a", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(r) + "\n" for r in new)
+            rows += new
             shown = json.dumps({a: {k: round(v, 4) for k, v in s.items()} for a, s in scores.items()})
             print(f"[{time.time() - started:6.0f}s] labels {size or 'all'} seed {seed}: {shown}", flush=True)
-    runs = pd.DataFrame(rows)
+    runs = pd.read_json(args.runs, lines=True).drop_duplicates(["arm", "size", "seed", "lang"], keep="last")
+    order = {a: i for i, a in enumerate(ARMS)}
+    runs["size"] = runs["size"].replace(0, 10**9)  # "all" sorts last
+    runs = runs.sort_values(["arm", "size", "seed"], key=lambda c: c.map(order) if c.name == "arm" else c)
     table = (
         runs.groupby(["arm", "size", "lang"], sort=False)
         .agg(
@@ -174,6 +186,7 @@ def main() -> None:
         .reset_index()
     )
     table[["acc_mean", "acc_std"]] = table[["acc_mean", "acc_std"]].round(5)
+    table["size"] = table["size"].replace(10**9, 0)
     metrics = {
         arm: {lang: {str(r.size or "all"): {"mean": r.acc_mean, "std": r.acc_std, "seeds": int(r.n)}
                      for r in table[(table["arm"] == arm) & (table["lang"] == lang)].itertuples()}
@@ -181,14 +194,19 @@ def main() -> None:
         for arm in table["arm"].unique()
     }  # fmt: skip
     write_json(args.out, metrics)
-    write_csv(args.plot, table.assign(series=table["arm"] + " " + table["lang"]))
-    png = figure(table, args.plot.with_suffix(".png"))
+    csvs = []
+    for lang in ("zh", "en"):
+        # One column per arm over the label budgets: the shape `dvc plots show` draws as one line per arm.
+        wide = table[table["lang"] == lang].pivot(index="labels_per_lang", columns="arm", values="acc_mean")
+        csvs.append(args.plots / f"{lang}.csv")
+        write_csv(csvs[-1], wide[[a for a in ARMS if a in wide and wide[a].notna().all()]].reset_index())
+    png = figure(table, args.plots / "learning_curve.png")
     print(table.to_string(index=False))
-    print(f"wrote {args.out}, {args.plot}, {png}")
-    log_to_mlflow(params, args.out, args.plot, png, metrics)
+    print(f"wrote {args.out}, {', '.join(map(str, csvs))}, {png}")
+    log_to_mlflow(params, args.out, csvs, png, metrics)
 
 
-def log_to_mlflow(params, metrics_path: Path, plot: Path, png: Path, metrics: dict) -> None:
+def log_to_mlflow(params, metrics_path: Path, csvs: list[Path], png: Path, metrics: dict) -> None:
     import mlflow
 
     from sora.tracking.runs import tracking_uri
@@ -202,7 +220,8 @@ def log_to_mlflow(params, metrics_path: Path, plot: Path, png: Path, metrics: di
                 for size, stats in by_size.items():
                     mlflow.log_metric(f"{arm}.{lang}.{size}.mean", stats["mean"])
         mlflow.log_artifact(str(metrics_path))
-        mlflow.log_artifact(str(plot))
+        for csv in csvs:
+            mlflow.log_artifact(str(csv))
         mlflow.log_artifact(str(png), artifact_path="figures")
 
 
