@@ -163,3 +163,20 @@ def test_character_ngrams_of_a_token_count_in_wide_and_in_the_design_matrix(wide
     with torch.no_grad():
         got = model.wide(pad_ids(seqs, PAD)).double().numpy()
     np.testing.assert_allclose(got, x @ stacked_weights(model), atol=1e-5)
+
+
+def test_int8_with_quantised_embeddings_runs_the_wide_part(wide_params):
+    from sora.compression import quantize_dynamic_int8
+
+    model = make_model(wide_params, seed=4).eval()
+    table = torch.full((VOCAB_SIZE, MAX_CHAR_GRAMS), wide_params.wide_buckets)
+    table[5:, :2] = torch.arange(2 * (VOCAB_SIZE - 5)).view(-1, 2) % wide_params.wide_buckets
+    model.set_char_ngrams(table)
+    with torch.no_grad():
+        for t in (model.wide_unigram, model.wide_bigram, model.wide_char):
+            t.weight.normal_(0, 0.5)
+        model.wide_char.weight[wide_params.wide_buckets].zero_()
+    x = pad_ids([[CLS, 5, 6, 7, 8], [CLS, 9, 10]], PAD)
+    q = quantize_dynamic_int8(model, quantize_embeddings=True)
+    with torch.inference_mode():
+        torch.testing.assert_close(q(x), model(x), atol=0.1, rtol=0)

@@ -96,7 +96,9 @@ class Classifier(nn.Module):
         has_gram = grams.ne(self.wide_buckets) & real.unsqueeze(-1)
         total = (self.wide_unigram(ids) * real.unsqueeze(-1)).sum(1)
         total = total + (self.wide_bigram(buckets) * pairs.unsqueeze(-1)).sum(1)
-        total = total + (self.wide_char(grams) * has_gram.unsqueeze(-1)).sum((1, 2))
+        # Looked up as (B, T * grams): the int8 embedding kernel takes 1- or 2-d indices only.
+        chars = self.wide_char(grams.flatten(1)).view(*grams.shape, -1)
+        total = total + (chars * has_gram.unsqueeze(-1)).sum((1, 2))
         count = real.sum(1) + pairs.sum(1) + has_gram.sum((1, 2))
         return total / count.clamp(min=1).sqrt().unsqueeze(-1).to(total.dtype)
 
