@@ -34,7 +34,9 @@ def _f(value, digits: int = 3) -> str:
 
 
 def _p(value) -> str:
-    return "–" if value is None else f"{value:.2g}"
+    if value is None:
+        return "–"
+    return "< 1e-4" if value < 1e-4 else f"{value:.2g}"  # metrics round p to 5 digits: 0 means below that
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -98,7 +100,8 @@ def render(metrics_dir: Path = Path("metrics")) -> str:
         out += ["", "## Learning curve (`python benchmarks/learning_curve.py`)", "",
                 "Test accuracy, mean ± sd over seeds, by labels per language; the unlabeled pool and the "
                 "pretrained foundation fixed.", ""]  # fmt: skip
-        sizes = list(next(iter(next(iter(lc.values())).values())).keys())
+        sizes = sorted({s for by_lang in lc.values() for cells in by_lang.values() for s in cells},
+                       key=lambda s: float("inf") if s == "all" else int(s))  # fmt: skip
         rows = []
         for lang in LANGS:
             for arm, by_lang in lc.items():
