@@ -28,9 +28,10 @@ import yaml
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
-from prefect.states import Completed
+from prefect.states import Completed, Failed, State
 
 from sora.config import load_params
+from sora.pipeline.processes import dies_with_this_process
 from sora.pipeline.spec import pipeline_stages
 
 STATE_DIR = Path(".sora")
@@ -49,8 +50,17 @@ class InputError(StageFailed):
     """The stage rejected its input or config: rerunning it would fail the same way, so it is not retried."""
 
 
+REJECTED = "Rejected"  # the name of a Failed state for bad input: shown in the UI, never retried
+
+
 def _worth_retrying(task, task_run, state) -> bool:
-    return not isinstance(state.result(raise_on_failure=False), InputError)
+    return state.name != REJECTED
+
+
+def _rejected(err: InputError) -> State:
+    """Failed, named Rejected, carrying the error: a returned state, so Prefect logs its one-line message
+    instead of a traceback (the stage already said what to fix)."""
+    return Failed(name=REJECTED, message=str(err), data=err)
 
 
 def select_stages(all_stages: list[str], targets: list[str] | None) -> list[str]:
@@ -92,6 +102,7 @@ def run_dvc(args: list[str], parent_run_id: str | None, log_name: str, logger) -
     proc = subprocess.Popen(
         [sys.executable, "-m", "dvc", *args], env=_env(parent_run_id), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True,
+        preexec_fn=dies_with_this_process(),
     )  # fmt: skip
     log = LOG_DIR / f"{log_name}.log"
     reader = threading.Thread(target=_pump, args=(proc, log, tail, logger), daemon=True)
@@ -103,15 +114,25 @@ def run_dvc(args: list[str], parent_run_id: str | None, log_name: str, logger) -
             reader.join(0.2)
         returncode = proc.wait()
     except BaseException:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        stop_group(proc)
         raise
     if returncode != 0:
         last = "\n".join(tail) or "(no output)"
         raise StageFailed(
             f"`dvc {' '.join(args)}` exited with {returncode}\n--- last lines ---\n{last}\n--- full log: {log}"
         )
+
+
+def stop_group(proc: subprocess.Popen, grace_seconds: float = 10) -> None:
+    """SIGTERM the process group (stages close their MLflow runs as they exit), SIGKILL what is left."""
+    for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, None)):
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _lock_entry(stage: str) -> Any:
@@ -132,9 +153,9 @@ def run_stage(stage: str, force: bool, parent_run_id: str | None):
     try:
         run_dvc(["repro", "--single-item", stage, *(["--force"] if force else [])], parent_run_id, stage,
                 get_run_logger())  # fmt: skip
-    except StageFailed as err:
+    except StageFailed:
         if marker.is_file():
-            raise InputError(f"stage '{stage}': {marker.read_text(encoding='utf-8')}") from err
+            return _rejected(InputError(f"stage '{stage}': {marker.read_text(encoding='utf-8')}"))
         raise
     record = {"stage": stage, "seconds": round(time.monotonic() - start, 1)}
     if not force and _lock_entry(stage) == before:
@@ -221,7 +242,7 @@ def retrain(
         tags = {"sora.stages": ",".join(stages), **({"sora.overrides": str(overrides)} if overrides else {})}
         parent = create_parent_run(params, name=f"retrain {label}", tags=tags)
         records: list[dict] = []
-        failed = True
+        failed, rejected = True, None
         start = time.monotonic()
         try:
             if overrides:
@@ -236,8 +257,11 @@ def retrain(
                         timeout_seconds=params.flow.stage_timeout_seconds, retry_condition_fn=_worth_retrying,
                     )  # fmt: skip
                     state = stage_task(stage, force or (refresh_data and stage == "ingest"), parent, return_state=True)
+                    if state.name == REJECTED:
+                        rejected = state
+                        break
                     records.append(state.result())  # the record, also from a Skipped state; raises if it failed
-            failed = False
+            failed = rejected is not None
         finally:
             ran = [r["stage"] for r in records if r["status"] == "ran"]
             summary = (
@@ -246,4 +270,6 @@ def retrain(
             )
             finish_parent_run(params, parent, records, failed)
             (logger.error if failed else logger.info)(summary)
+    if rejected is not None:
+        return _rejected(rejected.result(raise_on_failure=False))
     return {"status": "completed", "summary": summary, "stages": records, "parent_run_id": parent}

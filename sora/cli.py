@@ -27,7 +27,8 @@ def validate(
 ) -> None:
     """Check user files against the data contract without running the pipeline (exit 1 on any problem)."""
     from sora.config import ConfigError, load_params
-    from sora.data.sources import DataError, read_labeled_file
+    from sora.data.user_files import read_labeled_file
+    from sora.errors import DataError
 
     try:
         max_chars = load_params(params_file).preprocess.max_chars
@@ -98,6 +99,7 @@ def run(
     """Run the pipeline through the Prefect retrain flow (DVC skips what is up to date)."""
     if not Path("dvc.yaml").is_file():
         _fail(f"no dvc.yaml in {Path.cwd()}: run `sora run` from the Sora repository root")
+    from flows.local_api import start_local_prefect_api
     from flows.retrain import StageFailed, retrain
     from sora.config import load_params
     from sora.pipeline.spec import pipeline_stages
@@ -109,6 +111,7 @@ def run(
     overrides = _parse_sets(set_) or None
     load_params(overrides=overrides)  # a bad key or value stops here, before the flow starts
     try:
+        start_local_prefect_api()
         result = retrain(targets=targets or None, force=force, overrides=overrides, refresh_data=refresh_data)
     except (StageFailed, ValueError) as err:
         _fail(str(err))
@@ -207,15 +210,29 @@ def _jsonl_records(path: Path) -> list[dict]:
 
 
 def _load_model(model: str):
-    """A Sora bundle folder, or any MLflow model URI (models:/sora@champion, runs:/..., a local path)."""
+    """A Predictor from a Sora bundle folder, a Sora MLflow model folder, or a model URI (models:/sora@champion,
+    runs:/...). Only the bundle is read, as data: nothing from an MLflow model folder runs, and a folder that
+    is not a Sora model is refused rather than handed to MLflow, which would execute its code."""
+    import os
+
     from sora.config import ConfigError, load_params
     from sora.tracking.runs import setup_mlflow, sqlite_store
 
-    if Path(model).is_dir() and (Path(model) / "config.json").is_file():
+    local = Path(model)
+    if local.is_dir() and (local / "config.json").is_file():
         from sora.inference import load_bundle
 
-        return ("bundle", load_bundle(model))
-    if "://" not in model and not model.startswith(("models:/", "runs:/")) and not Path(model).exists():
+        return load_bundle(model)
+    if local.is_dir():
+        from sora.tracking.pyfunc import NotASoraModel, load_sora_model
+
+        try:
+            return load_sora_model(local)
+        except NotASoraModel as err:
+            _fail(str(err))
+    if local.exists():
+        _fail(f"{model}: not a folder (give a Sora bundle such as models/prune, or an MLflow model URI)")
+    if "://" not in model and not model.startswith(("models:/", "runs:/")):
         _fail(f"{model}: no such model folder (give a Sora bundle such as models/prune, or an MLflow model URI)")
     try:
         params = load_params()
@@ -228,11 +245,17 @@ def _load_model(model: str):
             f"no MLflow store at {store}: run `sora predict` from the Sora repository root "
             "after `make pipeline`, or pass --model (a bundle folder such as models/prune, or a model URI)"
         )
-    mlflow, _ = setup_mlflow(params)
+    setup_mlflow(params)
+    # Its download progress bar would land among the predictions.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.exceptions import MlflowException
 
+    from sora.tracking.pyfunc import NotASoraModel, load_sora_model
+
     try:
-        return ("pyfunc", mlflow.pyfunc.load_model(model))
+        return load_sora_model(model)
+    except NotASoraModel as err:
+        _fail(str(err))
     except (MlflowException, OSError) as err:
         _fail(
             f"cannot load model '{model}': {str(err).splitlines()[0]} "
@@ -248,12 +271,33 @@ def predict(
         None, "--output", "-o", help="Write predictions here (.csv/.jsonl/.parquet)."
     ),
     model: str = typer.Option(
-        "models:/sora@champion", "--model", "-m", help="MLflow model URI or a model bundle folder (e.g. models/prune)."
+        "models:/sora@champion",
+        "--model",
+        "-m",
+        help="A Sora model: MLflow model URI, MLflow model folder, or bundle folder (e.g. models/prune). Only its "
+        "bundle is read; a model folder that is not Sora's is refused.",
+    ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        help="Torch intra-op threads (default: $SORA_THREADS, else 1, fastest for a few texts on a busy "
+        "machine; more can help a large --input).",
     ),
 ) -> None:
-    """Classify texts with the champion model (label and probability per text)."""
-    import pandas as pd
+    """Classify texts with the champion model (label and probability per text).
 
+    Sora reads only the weights, vocabulary and config of a Sora model, so no code from the model folder runs.
+    Loading someone else's MLflow model with MLflow (mlflow.pyfunc.load_model, mlflow models serve) executes
+    its code: do that only for models you trust.
+    """
+    from sora.inference import empty_text_rows, inference_threads
+
+    if threads is not None and threads < 1:
+        _fail(f"--threads {threads}: give a whole number >= 1")
+    try:
+        inference_threads(threads)
+    except ValueError as err:
+        _fail(str(err))
     if not texts and input_file is None:
         _fail("give texts as arguments or --input FILE")
     if output_file is not None:
@@ -265,8 +309,8 @@ def predict(
     from_file = _read_texts(input_file) if input_file else []
     if input_file and not from_file:
         _fail(f"{input_file}: no texts to classify")
-    empty_arguments = [i + 1 for i, t in enumerate(arguments) if not t.strip()]
-    empty_rows = [i + 1 for i, t in enumerate(from_file) if not t.strip()]
+    empty_arguments = [i + 1 for i in empty_text_rows(arguments)]
+    empty_rows = [i + 1 for i in empty_text_rows(from_file)]
     if empty_arguments or empty_rows:
         where = (
             f"argument {empty_arguments[0]}"
@@ -275,11 +319,7 @@ def predict(
         )
         _fail(f"{len(empty_arguments) + len(empty_rows)} empty text(s), first at {where}: nothing to classify")
     items = arguments + from_file
-    kind, loaded = _load_model(model)
-    if kind == "bundle":
-        result = loaded.predict_frame(items)
-    else:
-        result = loaded.predict(pd.DataFrame({"text": items}))
+    result = _load_model(model).predict_frame(items)
     result.insert(0, "text", items)
     unknown = result.index[result["lang"] == "unknown"].tolist() if "lang" in result else []
     if unknown:

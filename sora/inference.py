@@ -3,6 +3,7 @@ the attack suite, the MLflow pyfunc model and `sora predict`."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,6 +12,43 @@ import torch
 from sora.data.text import detect_lang, normalise, parse_cached, tokenise_many, tokens_of
 from sora.data.vocab import Vocab
 from sora.models.classifier import pad_ids
+
+THREADS_ENV = "SORA_THREADS"
+
+
+def inference_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op thread count for predicting: `threads`, else $SORA_THREADS, else 1; returns it.
+
+    One thread by default because a served request is one short text: its matrices are too small to split
+    well, and each extra thread has to be scheduled for every operator. When another process is busy on the
+    cores those threads wait on each other: one text went from 3.8 ms to 57-216 ms with torch's default
+    (one thread per core) on a 2-core machine (benchmarks/serving_latency.py measures it). Large batches
+    (`sora predict --input` with many texts) may gain from more threads: `--threads` or SORA_THREADS."""
+    source = "threads"
+    if threads is None:
+        raw = os.environ.get(THREADS_ENV, "").strip()
+        source = f"{THREADS_ENV}={raw}"
+        try:
+            threads = int(raw) if raw else 1
+        except ValueError:
+            threads = 0
+    if threads < 1:
+        raise ValueError(f"{source}: the number of threads must be a whole number >= 1")
+    torch.set_num_threads(threads)
+    return threads
+
+
+def empty_text_rows(texts: Sequence) -> list[int]:
+    """Positions (from 0) of the texts with nothing to classify: None, a missing value (NaN, pd.NA), or only
+    whitespace. The model would still answer for them (the [CLS] token alone gets a label), so `sora predict`
+    and the served model both refuse them; other values are classified as their string form."""
+    import pandas as pd
+
+    return [
+        i
+        for i, t in enumerate(texts)
+        if (not t.strip() if isinstance(t, str) else pd.api.types.is_scalar(t) and bool(pd.isna(t)))
+    ]
 
 
 class Predictor:
@@ -119,6 +157,7 @@ class Predictor:
 # A model bundle is a folder: weights.pt (sparse-aware state dict, loads with weights_only=True), config.json
 # (shape, classes, whether to quantise at load), vocab.json. It is what `prune` writes, what the MLflow pyfunc
 # carries as its artifact, and what `sora predict --model DIR` reads.
+BUNDLE_FILES = ("weights.pt", "config.json", "vocab.json")
 
 
 def save_bundle(directory, model: torch.nn.Module, vocab: Vocab, config: dict) -> None:
@@ -146,7 +185,7 @@ def load_bundle(directory, batch_size: int = 256, quantize: bool | None = None) 
     from sora.models.classifier import build_classifier
 
     directory = Path(directory)
-    for name in ("weights.pt", "config.json", "vocab.json"):
+    for name in BUNDLE_FILES:
         if not (directory / name).is_file():
             raise FileNotFoundError(f"{directory} is not a Sora model bundle: {name} is missing")
     config = json.loads((directory / "config.json").read_text())

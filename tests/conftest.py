@@ -65,6 +65,29 @@ def trainer_params(repo_params):
     return lambda **changes: repo_params.trainer.model_copy(update=changes)
 
 
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory, tiny_model):
+    """A tiny untrained model bundle: enough for predict's and the served model's input and output handling.
+    Shared by tests: copy it before changing it."""
+    from sora.data.vocab import Vocab
+    from sora.inference import save_bundle
+    from sora.models.classifier import build_classifier
+
+    vocab = Vocab.build(
+        [["好看", "电影", "good", "movie"]] * 2, ["<pad>", "<unk>", "<cls>", "<mask>"], min_freq=1, max_size=100
+    )
+    params = tiny_model.model_copy(update={"d_model": 8, "ff_dim": 16, "dropout": 0.1}).model_dump()
+    model = build_classifier(len(vocab), vocab.pad_id, params, 2)
+    folder = tmp_path_factory.mktemp("bundle")
+    save_bundle(
+        folder,
+        model,
+        vocab,
+        {"vocab_size": len(vocab), "pad_id": vocab.pad_id, "num_classes": 2, "model_params": params},
+    )
+    return folder
+
+
 def synthetic_rows(n: int, seed: int, filler_words: int = 2) -> pd.DataFrame:
     """Tokenised rows whose label is decided by one cue token hidden among filler words, in both languages."""
     rng = random.Random(seed)

@@ -10,35 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from sora.cli import app
-from sora.data.vocab import Vocab
-from sora.inference import save_bundle
-from sora.models.classifier import build_classifier
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory, tiny_model):
-    """A tiny untrained model bundle: enough for predict's input and output handling."""
-    vocab = Vocab.build(
-        [["好看", "电影", "good", "movie"]] * 2, ["<pad>", "<unk>", "<cls>", "<mask>"], min_freq=1, max_size=100
-    )
-    params = tiny_model.model_copy(update={"d_model": 8, "ff_dim": 16, "dropout": 0.1}).model_dump()
-    model = build_classifier(len(vocab), vocab.pad_id, params, 2)
-    folder = tmp_path_factory.mktemp("bundle")
-    save_bundle(
-        folder,
-        model,
-        vocab,
-        {
-            "vocab_size": len(vocab),
-            "pad_id": vocab.pad_id,
-            "num_classes": 2,
-            "model_params": params,
-        },
-    )
-    return folder
 
 
 def _invoke(*args):

@@ -66,3 +66,22 @@ def test_invalid_yaml(tmp_path):
     path.write_text("a: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_params(path)
+
+
+@pytest.mark.parametrize(
+    "path", ["/tmp/reviews.csv", "elsewhere/reviews.csv", "data/user/../reviews.csv", "data/raw/x.csv"]
+)
+def test_user_files_outside_the_tracked_folder_are_refused(path):
+    """Files outside data/user were read but not tracked: editing one left `dvc status` clean."""
+    with pytest.raises(ConfigError, match=r"outside data/user/, which is what DVC tracks"):
+        load_params(REPO_PARAMS, overrides={"ingest": {"user_files": [path]}})
+    with pytest.raises(ConfigError, match=r"outside data/user/"):
+        load_params(REPO_PARAMS, overrides={"ingest": {"unlabeled_globs": [path]}})
+    assert load_params(REPO_PARAMS, overrides={"ingest": {"user_files": ["data/user/a/b.csv"]}})
+
+
+def test_the_user_data_folder_is_what_ingest_tracks():
+    from sora.config import USER_DATA_DIR
+    from sora.pipeline.spec import pipeline_stages
+
+    assert USER_DATA_DIR in pipeline_stages(REPO_PARAMS.parent / "dvc.yaml")["ingest"].deps

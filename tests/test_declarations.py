@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sora.pipeline.imports import undeclared_code, walk
+from sora.pipeline.imports import stage_module, undeclared_code, walk
 from sora.pipeline.spec import pipeline_stages
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,3 +65,17 @@ def test_no_sys_path_manipulation():
         or "sys.path." + "append" in path.read_text(encoding="utf-8")
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_no_stage_declares_code_it_does_not_run(name):
+    """A superfluous code dep reruns the stage (and everything after it) when unrelated code changes."""
+    spec = STAGES[name]
+    module = stage_module(spec.cmd)
+    files = [p.as_posix() for p in walk(module, REPO).files] if module else []
+    extra = [
+        d
+        for d in spec.deps
+        if d.startswith("sora/") and not any(f == d or f.startswith(d.rstrip("/") + "/") for f in files)
+    ]
+    assert extra == [], f"'{name}' declares code deps it never imports"

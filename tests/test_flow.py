@@ -291,6 +291,8 @@ def test_input_errors_are_not_retried(project):
     with pytest.raises(InputError):
         state.result()
     assert _count("one") == 1 and _task_runs(state)["one"].run_count == 1
+    # a returned Rejected state, not a raised exception: Prefect logs one line for it, not two tracebacks
+    assert state.name == "Rejected" and _task_runs(state)["one"].state.name == "Rejected"
 
     # an ordinary failure is retried once; the marker the last run left (this failure never reaches the stage's
     # own cleanup) does not make it look like bad input

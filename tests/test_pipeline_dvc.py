@@ -58,12 +58,24 @@ def test_data_stages_via_dvc_repro(tmp_path, create_project):
 
 
 def test_unusable_user_file_stops_ingest_cleanly(tmp_path, create_project):
+    """A rejected user file must leave the last good data alone: DVC used to delete data/raw before ingest
+    found the file bad (ingest's output is `persist: true` now, and ingest writes atomically)."""
+    import hashlib
+
     project = create_project(tmp_path)
+    project.dvc("repro", "ingest")
+    raw = project.path / "data/raw"
+
+    def digests() -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(raw.iterdir())}
+
+    good = digests()
+    assert {"labeled.parquet", "manifest.json"} <= set(good)
     (project.path / "data/user/reviews.csv").write_bytes("text,label\n这本书很好,1\n".encode("gbk"))
     result = project.dvc("repro", "ingest", check=False)
     assert result.returncode != 0
     assert "data/user/reviews.csv:2: not valid UTF-8" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
-    assert not (project.path / "data/raw").exists() or not any((project.path / "data/raw").iterdir())
+    assert digests() == good
     marker = project.path / ".sora/input-errors/ingest"
     assert "not valid UTF-8" in marker.read_text()  # tells the flow not to retry

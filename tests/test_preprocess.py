@@ -84,3 +84,26 @@ def test_leak_check_names_the_leaked_text():
     check_no_leak(pd.Series(["别的文本"]), "pool.parquet", val)
     with pytest.raises(DataError, match=r"pool.parquet: 1 val/test texts .*好看的电影"):
         check_no_leak(pd.Series(["好看的电影", "别的文本"]), "pool.parquet", val)
+
+
+def test_case_and_punctuation_variants_share_a_split():
+    """28 pairs like "NERVOUS as HELL" / "Nervous as hell" sat in train and test: near-duplicates are grouped."""
+    from sora.data.preprocess import group_key, near_duplicates, split_of
+
+    variants = pd.Series([f"Nervous as hell {i}" for i in range(200)] + [f"NERVOUS  as HELL {i}!" for i in range(200)])
+    which = split_of(variants, 0.1, 0.2, seed=0)
+    assert (which.iloc[:200].to_numpy() == which.iloc[200:].to_numpy()).all()
+    assert set(which) == {"train", "val", "test"}
+    assert group_key("这本书，很好！") == group_key("这本书很好") and group_key("!!!") == "!!!"
+    assert near_duplicates(pd.Series(["Good film", "good film!", "GOOD FILM", "bad", "worse"])) == {
+        "groups": 1,
+        "texts": 3,
+    }
+
+
+def test_leak_check_catches_a_case_variant_of_a_test_text():
+    from sora.data.preprocess import check_no_leak
+    from sora.errors import DataError
+
+    with pytest.raises(DataError, match="1 val/test texts are in the unlabeled pool"):
+        check_no_leak(pd.Series(["nervous as hell", "fine"]), "finetune", pd.DataFrame({"text": ["NERVOUS as HELL"]}))

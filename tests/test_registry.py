@@ -18,3 +18,39 @@ def test_gate_promotes_within_tolerance():
     champion = {"test_f1": 0.85, "attack_acc": 0.8}
     assert decide({"test_f1": 0.846, "attack_acc": 0.8}, champion, 0.005, 0.5).promote
     assert not decide({"test_f1": 0.844, "attack_acc": 0.8}, champion, 0.005, 0.5).promote
+
+
+def test_constant_predictor_is_refused_without_a_champion():
+    """The reported failure: with no champion, a 99 %-sparse model answering 1 for every text (0.5075 under
+    attack, above the 0.5 floor) was promoted. The absolute gate refuses it with no champion to compare."""
+    from sora.tracking.registry import absolute_gate
+
+    majority = {"en": 0.52, "zh": 0.51}
+    constant = {"en": 0.52, "zh": 0.49}
+    refusal = absolute_gate(constant, {"en": 0.79, "zh": 0.85}, majority, 0.0, 0.05)
+    assert refusal and "majority class" in refusal
+    d = decide({"test_f1": 0.34, "attack_acc": 0.5075}, None, 0.0, 0.5, refusal)
+    assert not d.promote and d.reason == refusal
+
+
+def test_absolute_gate_needs_the_baseline_on_every_language():
+    from sora.tracking.registry import absolute_gate
+
+    baseline, majority = {"en": 0.79, "zh": 0.85}, {"en": 0.5, "zh": 0.5}
+    assert absolute_gate({"en": 0.80, "zh": 0.85}, baseline, majority, 0.0, 0.05) is None
+    worse_en = absolute_gate({"en": 0.78, "zh": 0.90}, baseline, majority, 0.0, 0.05)
+    assert "en test accuracy 0.7800 < the TF-IDF baseline's 0.7900" in worse_en
+    assert absolute_gate({"en": 0.78, "zh": 0.90}, baseline, majority, 0.02, 0.05) is None
+    assert "no test accuracy for zh" in absolute_gate({"en": 0.8}, baseline, majority, 0.0, 0.05)
+
+
+def test_a_champion_tolerance_that_admits_much_worse_models_is_refused():
+    from pathlib import Path
+
+    import pytest
+
+    from sora.config import ConfigError, load_params
+
+    repo_params = Path(__file__).resolve().parents[1] / "params.yaml"
+    with pytest.raises(ConfigError, match="register.f1_tolerance"):
+        load_params(repo_params, overrides={"register": {"f1_tolerance": 0.45}})

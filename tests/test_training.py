@@ -146,7 +146,7 @@ def test_ddp_spawn_two_processes(data, tmp_path, tiny_model, trainer_params):
 def test_finetune_refuses_labels_with_an_unseen_class():
     import pandas as pd
 
-    from sora.data.sources import DataError
+    from sora.errors import DataError
     from sora.training.fit import class_count
 
     def split(labels):

@@ -113,3 +113,16 @@ def test_labels_that_skip_classes_are_flagged(tmp_path):
     path.write_text("text,label\ngood,1\nbad,0\nodd,7\n")
     result = _validate(path)
     assert result.exit_code == 0 and "labels [0, 1, 7] skip [2, 3, 4, 5, 6]" in result.output
+
+
+def test_tsv_quotes_are_text_not_csv_quoting(tmp_path):
+    """A TSV row opening an unclosed double quote used to swallow the rows after it (CSV quoting rules), and
+    a closed leading quote was silently stripped. In TSV a quote is just a character."""
+    from sora.data.user_files import read_labeled_file
+
+    tsv = tmp_path / "quotes.tsv"
+    tsv.write_text('text\tlabel\n"unclosed start\t1\nsecond row\t0\n"quoted" head\t1\nthird row\t0\n', encoding="utf-8")
+    read = read_labeled_file(tsv)
+    assert read.problems == []
+    assert read.rows["text"].tolist() == ['"unclosed start', "second row", '"quoted" head', "third row"]
+    assert read.rows["ref"].tolist() == ["quotes.tsv:2", "quotes.tsv:3", "quotes.tsv:4", "quotes.tsv:5"]

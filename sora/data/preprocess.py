@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,18 +83,34 @@ def clean_labeled(raw: pd.DataFrame, min_chars: int, max_chars: int) -> Cleaned:
     return Cleaned(rows, pd.concat(rejects, ignore_index=True)[REJECT_COLUMNS], mismatch, len(conflict_texts))
 
 
-def split_of(texts: pd.Series, val_fraction: float, test_fraction: float, seed: int) -> pd.Series:
-    """'train' | 'val' | 'test' for each normalised text, from a seeded hash of the text alone.
+def group_key(text: str) -> str:
+    """What near-duplicates share: the text case-folded, without whitespace, punctuation or symbols
+    ("NERVOUS as HELL" and "Nervous as hell!" are one group). A text made only of those is its own key."""
+    key = "".join(ch for ch in text.casefold() if not ch.isspace() and unicodedata.category(ch)[0] not in "PS")
+    return key or text
 
-    A text's split never depends on which other rows exist: appending rows moves no existing text to another
-    split, and the unlabeled pool can leave out every text that is, or would be if it were ever labeled, a val
-    or test text, without reading the labeled data (so a new label never reruns pretraining)."""
+
+def split_of(texts: pd.Series, val_fraction: float, test_fraction: float, seed: int) -> pd.Series:
+    """'train' | 'val' | 'test' for each normalised text, from a seeded hash of its group key alone.
+
+    Near-duplicates (see group_key) share a split, so a case or punctuation variant of a test text is never
+    trained on. A text's split never depends on which other rows exist: appending rows moves no existing text
+    to another split, and the unlabeled pool can leave out every text that is, or would be if it were ever
+    labeled, a val or test text, without reading the labeled data (so a new label never reruns pretraining)."""
     salt = f"{seed}:".encode()
-    u = texts.map(lambda t: int.from_bytes(hashlib.blake2b(salt + t.encode(), digest_size=8).digest(), "big") / 2**64)
+    u = texts.map(
+        lambda t: int.from_bytes(hashlib.blake2b(salt + group_key(t).encode(), digest_size=8).digest(), "big") / 2**64
+    )
     return pd.Series(
         np.where(u < test_fraction, "test", np.where(u < test_fraction + val_fraction, "val", "train")),
         index=texts.index,
     )
+
+
+def near_duplicates(texts: pd.Series) -> dict[str, int]:
+    """Groups of distinct texts that share a group key, and the texts in them."""
+    sizes = texts.map(group_key).value_counts()
+    return {"groups": int((sizes > 1).sum()), "texts": int(sizes[sizes > 1].sum())}
 
 
 def hash_split(frame: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int) -> dict[str, pd.DataFrame]:
@@ -152,10 +169,11 @@ def clean_unlabeled(
 
 
 def check_no_leak(pool_texts: pd.Series, where: str, *evaluation: pd.DataFrame) -> None:
-    """Raise DataError if a val/test text (normalised) is in the pool that the vocabulary, pretraining or
-    distillation learn from: a model that has seen a test text, even without its label, is not held out."""
-    seen = set(pool_texts)
-    leaked = sorted({t for frame in evaluation for t in frame["text"] if t in seen})
+    """Raise DataError if a val/test text, or a near-duplicate of one (see group_key), is in the pool that the
+    vocabulary, pretraining or distillation learn from: a model that has seen a test text, even without its
+    label, is not held out."""
+    seen = set(pool_texts.map(group_key))
+    leaked = sorted({t for frame in evaluation for t in frame["text"] if group_key(t) in seen})
     if leaked:
         raise DataError(
             f"{where}: {len(leaked)} val/test texts are in the unlabeled pool (first: {leaked[0][:60]!r}); "

@@ -7,6 +7,8 @@ and turns known input and config problems into one line on stderr with exit stat
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -16,6 +18,7 @@ from typing import Any
 
 from sora.config import ConfigError, Params, load_params
 from sora.errors import DataError
+from sora.pipeline.processes import die_with_parent
 from sora.pipeline.spec import StageSpec, stage_spec
 
 WORK_ROOT = Path(".sora/work")
@@ -123,6 +126,10 @@ def _tracked(spec: StageSpec, params: Params) -> Iterator[Any]:
 def stage_main(name: str, run: Callable[[StageContext], None], argv: list[str] | None = None) -> None:
     """Run stage `name`; known input/config problems become one line on stderr and exit 1 (no traceback)."""
     (INPUT_ERRORS / name).unlink(missing_ok=True)
+    # SIGTERM (a task timeout, `kill`) unwinds like Ctrl-C, so the stage's MLflow run is closed as KILLED
+    # instead of left RUNNING; kill -9 cannot be caught, and the next start closes those runs.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    die_with_parent(signal.SIGTERM, os.getppid())  # its dvc (or flow) killed with -9: stop writing outputs
     try:
         spec = stage_spec(name)
         params = load_params()

@@ -95,6 +95,7 @@ BOOKKEEPING = {
     "sora/pipeline/entry.py",
     "sora/pipeline/spec.py",
     "sora/pipeline/imports.py",
+    "sora/pipeline/processes.py",
     "sora/tracking/__init__.py",
     "sora/tracking/runs.py",
     "sora/ranks.py",

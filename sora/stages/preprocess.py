@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from sora.config import Params
-from sora.data.preprocess import REJECT_COLUMNS, REJECT_REASONS, add_tokens, clean_labeled, hash_split
+from sora.data.preprocess import REJECT_COLUMNS, REJECT_REASONS, add_tokens, clean_labeled, hash_split, near_duplicates
 from sora.errors import DataError
 from sora.io import write_json, write_parquet
 from sora.pipeline.entry import StageContext, progress_bar, require, stage_main
@@ -48,6 +48,8 @@ def preprocess(params: Params, raw_dir: Path, out: Path) -> dict:
         "rows": {"in": len(raw) + len(ingest_rejects), "kept": len(rows), "rejected": len(rejects)},
         "lang_mismatch": cleaned.lang_mismatch,
         "conflicting_texts": cleaned.conflicting_texts,
+        # distinct texts that differ only in case, spacing or punctuation: each group shares one split
+        "near_duplicates": near_duplicates(rows["text"]),
         "rejected": {reason: int((rejects["reason"] == reason).sum()) for reason in REJECT_REASONS},
         "labels": {
             lang: {str(label): int(n) for label, n in rows[rows["lang"] == lang]["label"].value_counts().items()}

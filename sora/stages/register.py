@@ -4,7 +4,6 @@ printed, logged to MLflow and written to metrics/register.json."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +15,7 @@ from sora.pipeline.imports import pinned_requirements, walk
 from sora.tracking.runs import dvc_hashes, git_commit
 
 EXAMPLE = ["这本书写得很好，推荐！", "The plot was dull and far too long."]
-SERVED_MODULE = "sora.tracking.pyfunc"  # what `mlflow.pyfunc.load_model` runs, with everything it imports
+SERVED_MODULE = "sora.tracking.served_model"  # what `mlflow.pyfunc.load_model` runs, with everything it imports
 
 
 def pip_requirements() -> list[str]:
@@ -26,33 +25,56 @@ def pip_requirements() -> list[str]:
 
 
 def rescore_f1(model_uri: str, test_path: Path) -> float:
-    import mlflow
+    """Macro-F1 of a registered version on the test split, from its bundle alone: the version's folder is
+    read as data, so whatever else it holds (a pickle, a model file) never runs here."""
     from sklearn.metrics import f1_score
 
+    from sora.tracking.pyfunc import load_sora_model
+
     test = pd.read_parquet(test_path, columns=["text", "label"])
-    predicted = mlflow.pyfunc.load_model(model_uri).predict(test[["text"]])["label"]
+    predicted = load_sora_model(model_uri).predict_frame(test["text"].tolist())["label"]
     return round(float(f1_score(test["label"], predicted, average="macro")), 5)
 
 
-def register(params: Params, mlflow, bundle: Path, prune_metrics_path: Path, test_path: Path, lineage_paths) -> dict:
+LOUD_TOLERANCE = 0.05  # a baseline tolerance above this lets a clearly worse model through: say so loudly
+
+
+def gate_inputs(scores: dict, baseline_metrics_path: Path, test_path: Path) -> tuple[dict, dict, dict]:
+    """Per language: the candidate's test accuracy, the run's TF-IDF baseline's, and always-majority's."""
+    test = pd.read_parquet(test_path, columns=["label", "lang"])
+    majority = {lang: float(g["label"].value_counts(normalize=True).max()) for lang, g in test.groupby("lang")}
+    baseline = {lang: float(m["acc"]) for lang, m in read_json(baseline_metrics_path)["test"].items()}
+    candidate = {lang: float(scores[f"test_acc_{lang}"]) for lang in baseline if f"test_acc_{lang}" in scores}
+    return candidate, baseline, majority
+
+
+def register(
+    params: Params, mlflow, bundle: Path, prune_metrics_path: Path, baseline_metrics_path: Path, test_path: Path,
+    lineage_paths,
+) -> dict:  # fmt: skip
     from mlflow.models import infer_signature
 
     from sora.inference import load_bundle
-    from sora.tracking.pyfunc import SoraModel
-    from sora.tracking.registry import Decision, champion_metrics, decide
+    from sora.tracking.pyfunc import model_files
+    from sora.tracking.registry import Decision, absolute_gate, champion_metrics, decide
 
     r = params.register_
-    require(bundle / "weights.pt", prune_metrics_path, test_path)
+    require(bundle / "weights.pt", prune_metrics_path, baseline_metrics_path, test_path)
     variant = r.variant
     scores = read_json(prune_metrics_path)[variant]
     candidate = {k: float(scores[k]) for k in ("test_f1", "test_acc", "attack_acc")}
+    by_lang, baseline_acc, majority_acc = gate_inputs(scores, baseline_metrics_path, test_path)
+    if r.baseline_tolerance > LOUD_TOLERANCE:
+        print(
+            f"register: WARNING: register.baseline_tolerance is {r.baseline_tolerance}: a candidate "
+            f"{r.baseline_tolerance * 100:.0f} accuracy points worse than TF-IDF + LR can become champion"
+        )
+    refusal = absolute_gate(by_lang, baseline_acc, majority_acc, r.baseline_tolerance, r.majority_margin)
     example = pd.DataFrame({"text": EXAMPLE})
     signature = infer_signature(example, load_bundle(bundle).predict_frame(EXAMPLE))
     info = mlflow.pyfunc.log_model(
         name="model",
-        python_model=SoraModel(),
-        artifacts={"bundle": str(bundle)},
-        code_paths=[os.path.join(os.path.dirname(__file__), os.pardir)],
+        **model_files(bundle),
         signature=signature,
         input_example=example,
         pip_requirements=pip_requirements(),
@@ -77,7 +99,7 @@ def register(params: Params, mlflow, bundle: Path, prune_metrics_path: Path, tes
                 f"register: champion v{champion_version} re-scored on the current test split: "
                 f"macro-F1 {champion['test_f1']:.4f}"
             )
-        decision = decide(candidate, champion, r.f1_tolerance, r.attack_accuracy_floor)
+        decision = decide(candidate, champion, r.f1_tolerance, r.attack_accuracy_floor, refusal)
 
     lineage = {
         "sora.test_f1": candidate["test_f1"],
@@ -108,13 +130,16 @@ def register(params: Params, mlflow, bundle: Path, prune_metrics_path: Path, tes
         "champion_version": int(version if decision.promote else champion_version or 0),
         "previous_champion_version": int(champion_version or 0),
         "candidate": candidate,
+        "gate": {"candidate_acc": by_lang, "baseline_acc": baseline_acc, "majority_acc": majority_acc},
         "champion": {k: v for k, v in (champion or {}).items() if k != "test_md5"},
     }
 
 
 def run(ctx: StageContext) -> None:
     args = ctx.args
-    result = register(ctx.params, ctx.mlflow, args.bundle, args.prune_metrics, args.test, ctx.spec.data_deps)
+    result = register(
+        ctx.params, ctx.mlflow, args.bundle, args.prune_metrics, args.baseline_metrics, args.test, ctx.spec.data_deps
+    )
     write_json(args.metrics, result)
     ctx.log_metrics(result)
     ctx.mlflow.log_dict(result, "register_decision.json")

@@ -11,16 +11,52 @@ class Decision:
     reason: str
 
 
+def absolute_gate(
+    candidate_acc: dict[str, float],
+    baseline_acc: dict[str, float],
+    majority_acc: dict[str, float],
+    baseline_tolerance: float,
+    majority_margin: float,
+) -> str | None:
+    """Why the candidate must not be served whatever the champion is, or None. Per language, its test accuracy
+    must be at least the classical baseline's (fitted by the same run on the same split) minus the tolerance,
+    and beat always answering the majority class by the margin. Without this, a first candidate (or one
+    registered after the champion was deleted) was promoted however bad it was."""
+    for lang in sorted(baseline_acc):
+        acc = candidate_acc.get(lang)
+        if acc is None:
+            return f"no test accuracy for {lang}"
+        if acc < (needed := majority_acc[lang] + majority_margin):
+            return (
+                f"{lang} test accuracy {acc:.4f} does not beat always answering the majority class "
+                f"({majority_acc[lang]:.4f}) by the margin {majority_margin}: needs {needed:.4f}"
+            )
+        if acc < (needed := baseline_acc[lang] - baseline_tolerance):
+            return (
+                f"{lang} test accuracy {acc:.4f} < the TF-IDF baseline's {baseline_acc[lang]:.4f} - tolerance "
+                f"{baseline_tolerance} = {needed:.4f}"
+            )
+    return None
+
+
 def decide(
-    candidate: dict[str, float], champion: dict[str, float] | None, f1_tolerance: float, attack_floor: float
+    candidate: dict[str, float],
+    champion: dict[str, float] | None,
+    f1_tolerance: float,
+    attack_floor: float,
+    refusal: str | None = None,
 ) -> Decision:
-    """Promote when the candidate's accuracy under attack clears the floor and its test macro-F1 is at
-    least the champion's minus the tolerance (or there is no champion yet)."""
+    """Promote when the absolute gate found nothing (`refusal`), the candidate's accuracy under attack clears
+    the floor and its test macro-F1 is at least the champion's minus the tolerance (or there is no champion)."""
     f1, attack = candidate["test_f1"], candidate["attack_acc"]
+    if refusal:
+        return Decision(False, refusal)
     if attack < attack_floor:
         return Decision(False, f"accuracy under attack {attack:.4f} is below the floor {attack_floor:.4f}")
     if champion is None:
-        return Decision(True, f"no champion yet; candidate test macro-F1 {f1:.4f}, under attack {attack:.4f}")
+        return Decision(
+            True, f"no champion yet; beats the baseline gate; test macro-F1 {f1:.4f}, under attack {attack:.4f}"
+        )
     needed = champion["test_f1"] - f1_tolerance
     if f1 < needed:
         return Decision(

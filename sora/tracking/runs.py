@@ -81,7 +81,7 @@ def git_commit() -> str | None:
 
 
 def _dvc_ancestor() -> str | None:
-    """'pid:create_time' of the nearest `dvc` ancestor process, or None."""
+    """process_key of the nearest `dvc` ancestor process, or None."""
     import psutil
 
     proc = psutil.Process().parent()
@@ -89,17 +89,66 @@ def _dvc_ancestor() -> str | None:
         try:
             cmd = " ".join(proc.cmdline())
             if "dvc" in Path(proc.cmdline()[0]).name or " -m dvc" in cmd or "/dvc " in cmd + " ":
-                return f"{proc.pid}:{proc.create_time()}"
+                return process_key(proc.pid)
             proc = proc.parent()
         except (psutil.NoSuchProcess, psutil.AccessDenied, IndexError):
             return None
     return None
 
 
-def create_parent_run(params: Params, name: str = "pipeline", tags: dict[str, str] | None = None) -> str:
+OWNER_TAG = "sora.owner"  # host:pid:start time of the process that closes the run
+
+
+def process_key(pid: int | None = None) -> str:
+    """'host:pid:start time' of a process (this one by default): a pid alone can be reused."""
+    import socket
+
+    import psutil
+
+    proc = psutil.Process(pid)
+    return f"{socket.gethostname()}:{proc.pid}:{proc.create_time()}"
+
+
+def _owner_alive(owner: str) -> bool:
+    """False only when the owner is certainly gone: on this host, and its pid is free or now another process.
+    A run owned by another host is left alone."""
+    import socket
+
+    import psutil
+
+    host, _, rest = owner.partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        return f"{psutil.Process(int(pid)).create_time()}" == started
+    except psutil.NoSuchProcess:
+        return False
+
+
+def close_stranded_runs(client, experiment_id: str) -> list[str]:
+    """Mark KILLED every RUNNING run whose owner process died without closing it (kill -9, power loss, an
+    OOM kill). Runs of live processes and runs from other hosts are left alone. Returns the closed run ids."""
+    closed = []
+    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
+        owner = run.data.tags.get(OWNER_TAG)
+        if owner and not _owner_alive(owner):
+            client.set_tag(run.info.run_id, "sora.closed_by", "a later start: its process was gone")
+            client.set_terminated(run.info.run_id, status="KILLED")
+            closed.append(run.info.run_id)
+    if closed:
+        print(f"mlflow: closed {len(closed)} run(s) left RUNNING by killed processes as KILLED")
+    return closed
+
+
+def create_parent_run(
+    params: Params, name: str = "pipeline", tags: dict[str, str] | None = None, owner: str | None = None
+) -> str:
+    """A pipeline parent run owned by `owner` (a process_key; this process by default)."""
     mlflow, exp_id = setup_mlflow(params)
     client = mlflow.MlflowClient()
-    all_tags = {"sora.kind": "pipeline", "mlflow.runName": name}
+    close_stranded_runs(client, exp_id)
+    all_tags = {"sora.kind": "pipeline", "mlflow.runName": name, OWNER_TAG: owner or process_key()}
     if commit := git_commit():
         all_tags["mlflow.source.git.commit"] = commit
     all_tags.update(tags or {})
@@ -128,7 +177,7 @@ def resolve_parent_run(params: Params) -> str:
             state = {}  # a torn file from a killed run: start a new parent
         if state.get("dvc_process") == key:
             return state["parent_run_id"]
-    run_id = create_parent_run(params, name="dvc repro" if key else "stage")
+    run_id = create_parent_run(params, name="dvc repro" if key else "stage", owner=key)
     if key:
         from sora.io import atomic_path
 
@@ -192,7 +241,7 @@ def stage_run(spec: StageSpec, params: Params) -> Iterator[Any]:
 
     mlflow, exp_id = setup_mlflow(params)
     parent_id = resolve_parent_run(params)
-    tags = {"mlflow.parentRunId": parent_id, "sora.stage": spec.name, "sora.kind": "stage"}
+    tags = {"mlflow.parentRunId": parent_id, "sora.stage": spec.name, "sora.kind": "stage", OWNER_TAG: process_key()}
     if commit := git_commit():
         tags["mlflow.source.git.commit"] = commit
         tags["git.dirty"] = str(git_dirty())

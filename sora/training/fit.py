@@ -87,7 +87,7 @@ def fit_resumable(
         val_check_interval=1 / val_checks_per_epoch,
     )
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     return trainer, time.perf_counter() - start
 
 

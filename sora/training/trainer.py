@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
@@ -52,21 +54,55 @@ def build_trainer(
     )
 
 
+class RandomState(Callback):
+    """Carries the python, numpy and torch random states in every checkpoint and restores them on resume.
+
+    The shuffle (torch's global generator draws each epoch's order), dropout and word dropout all draw from
+    them; without this a resumed fit reseeded them and ended at other weights than an uninterrupted one. The
+    states are stored as tensors and plain lists, so checkpoints still load with `weights_only=True`. Exact
+    for checkpoints at the end of an epoch; one saved mid-epoch resumes Lightning's way (the epoch restarts).
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        version, internal, gauss_next = random.getstate()
+        state = {
+            "python": [version, list(internal), gauss_next],
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+            "torch": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        version, internal, gauss_next = state["python"]
+        random.setstate((version, tuple(internal), gauss_next))
+        kind, keys, pos, has_gauss, gauss = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
 def checkpoint_callbacks(
     dirpath: str | Path, monitor: str, mode: str = "max", patience: int | None = None
 ) -> list[Callback]:
-    """best.ckpt (top-1 on `monitor`) + last.ckpt in dirpath; EarlyStopping too when patience is given.
+    """best.ckpt (top-1 on `monitor`) and last.ckpt (every validation) in dirpath, both carrying the random
+    states; EarlyStopping too when patience is given. last.ckpt has its own callback: Lightning's `save_last`
+    writes it only when a new best is saved, so a fit killed after its last improvement resumed epochs back.
     Files are overwritten rather than versioned (best-v1.ckpt...) so stages always find the same names."""
     callbacks: list[Callback] = [
+        RandomState(),
         ModelCheckpoint(
             dirpath=str(dirpath),
             filename="best",
             monitor=monitor,
             mode=mode,
             save_top_k=1,
-            save_last=True,
             enable_version_counter=False,
-        )
+        ),
+        ModelCheckpoint(dirpath=str(dirpath), filename="last", save_top_k=1, enable_version_counter=False),
     ]
     if patience is not None:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience))
