@@ -135,6 +135,22 @@ def stop_group(proc: subprocess.Popen, grace_seconds: float = 10) -> None:
             continue
 
 
+def registry_drift(params, register_stage) -> str | None:
+    """Why the register stage must rerun although DVC finds it up to date: the registry no longer holds the
+    version its metrics file records (store deleted or replaced, version removed, a register killed halfway)."""
+    import mlflow
+
+    from sora.io import read_json
+    from sora.tracking.registry import registry_mismatch
+    from sora.tracking.runs import tracking_uri
+
+    recorded = next((Path(o) for o in register_stage.outs if o.endswith(".json")), None)
+    if recorded is None or not recorded.is_file():
+        return None  # never ran: DVC runs it anyway
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri(params))
+    return registry_mismatch(client, params.register_.model_name, read_json(recorded))
+
+
 def _lock_entry(stage: str) -> Any:
     lock = yaml.safe_load(LOCK_FILE.read_text(encoding="utf-8")) if LOCK_FILE.exists() else None
     return ((lock or {}).get("stages") or {}).get(stage)
@@ -250,13 +266,19 @@ def retrain(
                 experiment = run_experiment.with_options(timeout_seconds=budget)
                 records.append(experiment(targets or [], _flat_sets(overrides), copy_paths, force, parent))
             else:
+                drift = registry_drift(params, pipeline_stages()["register"]) if "register" in stages else None
+                if drift:
+                    logger.warning(f"{drift}: register reruns (with plain DVC: dvc repro --force register)")
                 for stage in stages:
                     stage_task = run_stage.with_options(
                         name=stage, task_run_name=stage, retries=params.flow.retries,
                         retry_delay_seconds=params.flow.retry_delay_seconds,
                         timeout_seconds=params.flow.stage_timeout_seconds, retry_condition_fn=_worth_retrying,
                     )  # fmt: skip
-                    state = stage_task(stage, force or (refresh_data and stage == "ingest"), parent, return_state=True)
+                    forced = (
+                        force or (refresh_data and stage == "ingest") or (drift is not None and stage == "register")
+                    )
+                    state = stage_task(stage, forced, parent, return_state=True)
                     if state.name == REJECTED:
                         rejected = state
                         break

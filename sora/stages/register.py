@@ -56,7 +56,14 @@ def register(
 
     from sora.inference import load_bundle
     from sora.tracking.pyfunc import model_files
-    from sora.tracking.registry import Decision, absolute_gate, champion_metrics, decide
+    from sora.tracking.registry import (
+        COMPLETE_TAG,
+        Decision,
+        absolute_gate,
+        champion_metrics,
+        decide,
+        remove_incomplete_versions,
+    )
 
     r = params.register_
     require(bundle / "weights.pt", prune_metrics_path, baseline_metrics_path, test_path)
@@ -70,6 +77,7 @@ def register(
             f"{r.baseline_tolerance * 100:.0f} accuracy points worse than TF-IDF + LR can become champion"
         )
     refusal = absolute_gate(by_lang, baseline_acc, majority_acc, r.baseline_tolerance, r.majority_margin)
+    remove_incomplete_versions(mlflow.MlflowClient(), r.model_name)
     example = pd.DataFrame({"text": EXAMPLE})
     signature = infer_signature(example, load_bundle(bundle).predict_frame(EXAMPLE))
     info = mlflow.pyfunc.log_model(
@@ -119,6 +127,7 @@ def register(
     client.set_registered_model_alias(r.model_name, "candidate", version)
     if decision.promote:
         client.set_registered_model_alias(r.model_name, "champion", version)
+    client.set_model_version_tag(r.model_name, version, COMPLETE_TAG, "true")
     decision_text = "promoted" if decision.promote else "kept champion"
     mlflow.set_tags({"sora.decision": decision_text, "sora.decision_reason": decision.reason})
     verdict = "PROMOTED to champion" if decision.promote else "stays candidate"

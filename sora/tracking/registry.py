@@ -91,3 +91,52 @@ def champion_metrics(client, name: str, test_md5_tag: str) -> tuple[str | None, 
         "attack_acc": float(tags["sora.attack_acc"]),
         "test_md5": tags.get(test_md5_tag),
     }
+
+
+COMPLETE_TAG = "sora.registered"  # set last: a version without it was left half-made by a killed register
+
+
+def remove_incomplete_versions(client, name: str) -> list[str]:
+    """Delete versions that a register run created but never finished (no COMPLETE_TAG, no alias), once the
+    run that made them is no longer RUNNING (the stranded-run check closes a killed one first). Versions not
+    made by Sora's register stage are left alone."""
+    from mlflow.exceptions import MlflowException
+
+    removed = []
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return removed
+    for v in versions:
+        if COMPLETE_TAG in v.tags or not v.run_id:
+            continue
+        if client.get_model_version(name, v.version).aliases:  # search results leave aliases out
+            continue
+        run = client.get_run(v.run_id)
+        if run.data.tags.get("sora.stage") != "register" or run.info.status == "RUNNING":
+            continue
+        client.delete_model_version(name, v.version)
+        removed.append(str(v.version))
+    if removed:
+        print(f"register: removed version(s) {', '.join(removed)} of {name}, left incomplete by a killed run")
+    return removed
+
+
+def registry_mismatch(client, name: str, recorded: dict) -> str | None:
+    """Why the registry does not hold what the last register stage recorded (metrics/register.json), or None.
+    DVC sees only files: a deleted or replaced store would otherwise leave register 'up to date'."""
+    from mlflow.exceptions import MlflowException
+
+    version = recorded.get("version")
+    if not version:
+        return None
+    try:
+        v = client.get_model_version(name, str(version))
+    except MlflowException:
+        return f"model {name} version {version}, recorded in metrics/register.json, is not in the registry"
+    if COMPLETE_TAG not in v.tags:
+        return f"model {name} version {version} was never completed"
+    champion = recorded.get("champion_version")
+    if champion and recorded.get("promoted") and "champion" not in v.aliases:
+        return f"model {name} version {version} lost its champion alias"
+    return None

@@ -3,16 +3,19 @@ the DVC plots, and the scoring of a classifier checkpoint per split and language
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from sora.config import TrainerParams
 from sora.errors import DataError
 from sora.io import atomic_path
 from sora.ranks import is_rank_zero
+from sora.training.trainer import load_checkpoint
 
 
 class ResumableFit:
@@ -47,11 +50,29 @@ class ResumableFit:
         for name in ("best.ckpt", "last.ckpt"):
             if (self.dir / name).exists():
                 with atomic_path(out_dir / name) as tmp:
-                    shutil.copyfile(self.dir / name, tmp)
+                    torch.save(without_absolute_paths(load_checkpoint(self.dir / name)), tmp)
         if plots_dir is not None:
             shutil.rmtree(plots_dir, ignore_errors=True)
             shutil.copytree(self.curves / "plots" / "metrics", plots_dir)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+CHECKPOINT_PATH_FIELDS = ("dirpath", "best_model_path", "kth_best_model_path", "last_model_path")
+
+
+def without_absolute_paths(ckpt: dict) -> dict:
+    """The checkpoint with Lightning's ModelCheckpoint state made relative to the working directory (the repo
+    root): it records where it wrote, as absolute paths, which tied outputs to one folder and made the same
+    fit give different bytes (and DVC hashes) in another checkout."""
+    for key, state in (ckpt.get("callbacks") or {}).items():
+        if not key.startswith("ModelCheckpoint"):
+            continue
+        for field in CHECKPOINT_PATH_FIELDS:
+            if state.get(field):
+                state[field] = os.path.relpath(state[field])
+        if state.get("best_k_models"):
+            state["best_k_models"] = {os.path.relpath(k): v for k, v in state["best_k_models"].items()}
+    return ckpt
 
 
 def fit_resumable(

@@ -1,0 +1,53 @@
+"""The registry state a run depends on is checked: what DVC cannot see (the MLflow store) is compared with
+what the register stage recorded, and versions a killed register left half-made are removed."""
+
+import mlflow
+
+from sora.tracking.registry import COMPLETE_TAG, registry_mismatch, remove_incomplete_versions
+
+
+def _store(tmp_path):
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.create_experiment("sora", artifact_location=(tmp_path / "mlruns").as_uri())
+    client.create_registered_model("sora")
+    return client, exp
+
+
+def _version(client, exp, stage="register", complete=True, status="FINISHED"):
+    run = client.create_run(exp, tags={"sora.stage": stage})
+    v = client.create_model_version("sora", f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    if complete:
+        client.set_model_version_tag("sora", v.version, COMPLETE_TAG, "true")
+    if status != "RUNNING":
+        client.set_terminated(run.info.run_id, status=status)
+    return str(v.version)
+
+
+def test_a_half_made_version_from_a_killed_register_is_removed(tmp_path):
+    client, exp = _store(tmp_path)
+    done = _version(client, exp)
+    orphan = _version(client, exp, complete=False, status="KILLED")
+    in_progress = _version(client, exp, complete=False, status="RUNNING")
+    by_hand = _version(client, exp, stage="notebook", complete=False)
+    aliased = _version(client, exp, complete=False)
+    client.set_registered_model_alias("sora", "champion", aliased)
+    assert remove_incomplete_versions(client, "sora") == [orphan]
+    left = {str(v.version) for v in client.search_model_versions("name = 'sora'")}
+    assert left == {done, in_progress, by_hand, aliased}
+
+
+def test_registry_drift_is_detected(tmp_path):
+    client, exp = _store(tmp_path)
+    v = _version(client, exp)
+    client.set_registered_model_alias("sora", "champion", v)
+    recorded = {"version": int(v), "promoted": 1, "champion_version": int(v)}
+    assert registry_mismatch(client, "sora", recorded) is None
+    client.delete_registered_model_alias("sora", "champion")
+    assert "lost its champion alias" in registry_mismatch(client, "sora", recorded)
+    assert "is not in the registry" in registry_mismatch(client, "sora", {**recorded, "version": 7})
+    half = _version(client, exp, complete=False)
+    assert "never completed" in registry_mismatch(client, "sora", {"version": int(half), "promoted": 0})
+
+    # a deleted store (rm mlflow.db) is a new, empty one
+    fresh = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/new.db")
+    assert "is not in the registry" in registry_mismatch(fresh, "sora", recorded)
