@@ -12,10 +12,24 @@ def test_resume_only_with_the_same_fingerprint(tmp_path, monkeypatch):
     assert work.prepare("fp-1") == str(work.dir / "last.ckpt")  # same params/data: resume
     assert work.prepare("fp-2") is None  # changed: start fresh, old checkpoint gone
     assert not (work.dir / "last.ckpt").exists()
-    (work.dir / "best.ckpt").write_bytes(b"b")
-    (work.dir / "last.ckpt").write_bytes(b"l")
+    best = str((work.dir / "best.ckpt").resolve())
+    key = "ModelCheckpoint{'monitor': 'val_f1'}"
+    state = {"dirpath": str(work.dir.resolve()), "best_model_path": best, "best_k_models": {best: 0.9}}
+    for name in ("best.ckpt", "last.ckpt"):
+        torch.save(
+            {"state_dict": {"w": torch.ones(2)}, "callbacks": {key: dict(state), "EarlyStopping": {}}}, work.dir / name
+        )
     work.finish(tmp_path / "out")
-    assert (tmp_path / "out/best.ckpt").read_bytes() == b"b" and not work.dir.exists()
+    assert not work.dir.exists()
+    # The outputs hold no absolute path: a moved checkout, or another one, gets the same bytes.
+    out = torch.load(tmp_path / "out/best.ckpt", weights_only=True)
+    assert torch.equal(out["state_dict"]["w"], torch.ones(2))
+    assert out["callbacks"][key] == {
+        "dirpath": "work/finetune",
+        "best_model_path": "work/finetune/best.ckpt",
+        "best_k_models": {"work/finetune/best.ckpt": 0.9},
+    }
+    assert str(tmp_path) not in (tmp_path / "out/last.ckpt").read_bytes().decode("latin-1")
 
 
 class _Killed(RuntimeError):
