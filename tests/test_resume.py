@@ -75,3 +75,15 @@ def test_a_resumed_fit_ends_at_the_weights_of_an_uninterrupted_one(
     resumed = _fit(synthetic, tiny_model, trainer_params, tmp_path / "cut", resume=last, random_state=random_state)
     same = all(torch.equal(whole[k], resumed[k]) for k in whole)
     assert same is random_state
+
+
+def test_curves_are_cut_back_to_the_checkpoint(tmp_path):
+    """Steps the killed run logged after its last checkpoint were logged again on resume: the plots held them
+    twice."""
+    from sora.training.fit import drop_curve_rows_after
+
+    tsv = tmp_path / "plots/metrics/train/loss.tsv"
+    tsv.parent.mkdir(parents=True)
+    tsv.write_text("step\tloss\n19\t0.5\n39\t0.4\n59\t0.3\n")
+    drop_curve_rows_after(tmp_path, 40)
+    assert tsv.read_text() == "step\tloss\n19\t0.5\n39\t0.4\n"

@@ -57,6 +57,17 @@ class ResumableFit:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def drop_curve_rows_after(curves: Path, step: int) -> None:
+    """Cut the dvclive curves back to the checkpoint a fit resumes from: the killed run had logged steps past
+    it, which the resumed run logs again (the plots would hold them twice, and differ from an uninterrupted
+    run's)."""
+    for tsv in (curves / "plots").rglob("*.tsv"):
+        frame = pd.read_csv(tsv, sep="\t")
+        if "step" in frame and (frame["step"] > step).any():
+            with atomic_path(tsv) as tmp:
+                frame[frame["step"] <= step].to_csv(tmp, sep="\t", index=False)
+
+
 CHECKPOINT_PATH_FIELDS = ("dirpath", "best_model_path", "kth_best_model_path", "last_model_path")
 
 
@@ -96,6 +107,8 @@ def fit_resumable(
     from sora.training.trainer import build_trainer, checkpoint_callbacks
 
     resume = work.prepare(fp)
+    if resume is not None:
+        drop_curve_rows_after(work.curves, int(load_checkpoint(resume)["global_step"]))
     curves = DVCLiveLogger(
         dir=str(work.curves), resume=resume is not None, save_dvc_exp=False, dvcyaml=False, report=None
     )
