@@ -231,3 +231,52 @@ class Project:
 def create_project():
     """Project.create(tmp_dir, params_overrides, n_per_lang)."""
     return Project.create
+
+
+# Params of the tiny whole-pipeline project the slow integration tests share.
+TINY_PIPELINE = {
+    "model": {
+        "d_model": 16,
+        "n_heads": 2,
+        "n_layers": 1,
+        "ff_dim": 32,
+        "max_len": 32,
+        "decoder_layers": 1,
+        "wide_buckets": 1024,
+    },
+    "vocab": {"hash_buckets": 64},
+    "trainer": {"batch_size": 16, "threads": 1, "log_every_n_steps": 1},
+    "pretrain": {"max_epochs": 1, "max_len": 32, "loss_fraction": 0.5},
+    "finetune": {"max_epochs": 3, "lr": 0.005, "patience": 2},
+    "harden": {"max_epochs": 1, "noise_augment": 0.3, "val_checks_per_epoch": 2},
+    "distill": {"max_epochs": 1, "max_pool_texts": 40},
+    "baseline": {"tuned_Cs": [1.0, 4.0]},
+    "evaluate": {"attack_max_examples": 8, "batch_size": 64},
+    "prune": {"recovery_epochs": 1, "latency_batch": 16},
+    # tiny data: a model far from the baseline still has to be registered for the tests downstream of it
+    "register": {"attack_accuracy_floor": 0.0, "baseline_tolerance": 1.0, "majority_margin": 0.0},
+}
+PIPELINE_STAGES = [
+    "ingest",
+    "preprocess",
+    "pool",
+    "vocab",
+    "baseline",
+    "pretrain",
+    "finetune",
+    "harden",
+    "distill",
+    "evaluate",
+    "prune",
+    "register",
+]
+
+
+@pytest.fixture(scope="session")
+def built_pipeline(tmp_path_factory, create_project):
+    """The whole pipeline run once through `dvc repro` on tiny data; tests that change it work on a copy."""
+    project = create_project(tmp_path_factory.mktemp("full"), TINY_PIPELINE, n_per_lang=60)
+    result = project.dvc("repro")
+    for stage in PIPELINE_STAGES:
+        assert f"Running stage '{stage}'" in result.stdout, stage
+    return project

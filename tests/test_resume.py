@@ -8,7 +8,7 @@ def test_resume_only_with_the_same_fingerprint(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     work = ResumableFit(tmp_path / "work/finetune", print_fn=lambda *_: None)
     assert work.prepare("fp-1") is None  # fresh
-    (work.dir / "last.ckpt").write_bytes(b"x")
+    torch.save({"epoch": 1}, work.dir / "last.ckpt")
     assert work.prepare("fp-1") == str(work.dir / "last.ckpt")  # same params/data: resume
     assert work.prepare("fp-2") is None  # changed: start fresh, old checkpoint gone
     assert not (work.dir / "last.ckpt").exists()
@@ -87,3 +87,13 @@ def test_curves_are_cut_back_to_the_checkpoint(tmp_path):
     tsv.write_text("step\tloss\n19\t0.5\n39\t0.4\n59\t0.3\n")
     drop_curve_rows_after(tmp_path, 40)
     assert tsv.read_text() == "step\tloss\n19\t0.5\n39\t0.4\n"
+
+
+def test_a_torn_checkpoint_starts_the_fit_afresh(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    work = ResumableFit(tmp_path / "work/finetune", print_fn=lambda *_: None)
+    work.prepare("fp-1")
+    torch.save({"epoch": 1, "w": torch.ones(1000)}, work.dir / "last.ckpt")
+    whole = (work.dir / "last.ckpt").read_bytes()
+    (work.dir / "last.ckpt").write_bytes(whole[: len(whole) // 2])  # killed while Lightning wrote it
+    assert work.prepare("fp-1") is None and not (work.dir / "last.ckpt").exists()

@@ -31,6 +31,10 @@ class ResumableFit:
     def prepare(self, fp: str) -> str | None:
         stamp, last = self.dir / "fingerprint", self.dir / "last.ckpt"
         if is_rank_zero():
+            if stamp.exists() and stamp.read_text() == fp and last.exists() and not _readable(last):
+                # Lightning writes checkpoints in place: a kill during the write leaves a torn file
+                self.print(f"{last} is unreadable (killed while it was written?): starting the fit afresh")
+                last.unlink()
             if stamp.exists() and stamp.read_text() == fp and last.exists():
                 self.print(f"resuming from {last} (params and deps unchanged since it was written)")
             else:
@@ -55,6 +59,14 @@ class ResumableFit:
             shutil.rmtree(plots_dir, ignore_errors=True)
             shutil.copytree(self.curves / "plots" / "metrics", plots_dir)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _readable(ckpt: Path) -> bool:
+    try:
+        load_checkpoint(ckpt)
+    except Exception:  # a torn zip or pickle stream raises one of several types
+        return False
+    return True
 
 
 def drop_curve_rows_after(curves: Path, step: int) -> None:

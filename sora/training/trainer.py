@@ -59,8 +59,7 @@ class RandomState(Callback):
 
     The shuffle (torch's global generator draws each epoch's order), dropout and word dropout all draw from
     them; without this a resumed fit reseeded them and ended at other weights than an uninterrupted one. The
-    states are stored as tensors and plain lists, so checkpoints still load with `weights_only=True`. Exact
-    for checkpoints at the end of an epoch; one saved mid-epoch resumes Lightning's way (the epoch restarts).
+    states are stored as tensors and plain lists, so checkpoints still load with `weights_only=True`.
     """
 
     def state_dict(self) -> dict[str, Any]:
@@ -88,9 +87,11 @@ class RandomState(Callback):
 def checkpoint_callbacks(
     dirpath: str | Path, monitor: str, mode: str = "max", patience: int | None = None
 ) -> list[Callback]:
-    """best.ckpt (top-1 on `monitor`) and last.ckpt (every validation) in dirpath, both carrying the random
-    states; EarlyStopping too when patience is given. last.ckpt has its own callback: Lightning's `save_last`
-    writes it only when a new best is saved, so a fit killed after its last improvement resumed epochs back.
+    """best.ckpt (top-1 on `monitor`, at every validation) and last.ckpt (at every epoch end) in dirpath, both
+    carrying the random states; EarlyStopping too when patience is given. last.ckpt has its own callback:
+    Lightning's `save_last` writes it only when a new best is saved, so a fit killed after its last improvement
+    resumed epochs back. It is written at epoch ends only, because a fit resumed mid-epoch restarts that epoch's
+    data and would not end where an uninterrupted one does.
     Files are overwritten rather than versioned (best-v1.ckpt...) so stages always find the same names."""
     callbacks: list[Callback] = [
         RandomState(),
@@ -102,7 +103,13 @@ def checkpoint_callbacks(
             save_top_k=1,
             enable_version_counter=False,
         ),
-        ModelCheckpoint(dirpath=str(dirpath), filename="last", save_top_k=1, enable_version_counter=False),
+        ModelCheckpoint(
+            dirpath=str(dirpath),
+            filename="last",
+            save_top_k=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        ),
     ]
     if patience is not None:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience))
