@@ -98,6 +98,7 @@ BOOKKEEPING = {
     "sora/pipeline/processes.py",
     "sora/tracking/__init__.py",
     "sora/tracking/runs.py",
+    "sora/tracking/relocate.py",
     "sora/ranks.py",
     "sora/io.py",
     "sora/config.py",

@@ -19,6 +19,7 @@ from typing import Any
 
 from sora.config import Params
 from sora.pipeline.spec import StageSpec
+from sora.tracking.relocate import relocate_store
 
 PARENT_ENV = "SORA_PARENT_RUN_ID"
 STATE_FILE = Path(".sora/pipeline_run.json")
@@ -50,6 +51,7 @@ def setup_mlflow(params: Params):
     mlflow.set_tracking_uri(tracking_uri(params))
     store = sqlite_store(params)
     if store is not None:
+        relocate_store(store, params.tracking.experiment)
         # keep artifacts beside the store, not wherever the process happens to run
         os.environ.setdefault("MLFLOW_ARTIFACTS_DESTINATION", str(store.parent / "mlruns"))
     experiment = mlflow.get_experiment_by_name(params.tracking.experiment)

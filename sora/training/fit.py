@@ -3,13 +3,11 @@ the DVC plots, and the scoring of a classifier checkpoint per split and language
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from sora.config import TrainerParams
 from sora.errors import DataError
@@ -54,7 +52,7 @@ class ResumableFit:
         for name in ("best.ckpt", "last.ckpt"):
             if (self.dir / name).exists():
                 with atomic_path(out_dir / name) as tmp:
-                    torch.save(without_absolute_paths(load_checkpoint(self.dir / name)), tmp)
+                    shutil.copyfile(self.dir / name, tmp)
         if plots_dir is not None:
             shutil.rmtree(plots_dir, ignore_errors=True)
             shutil.copytree(self.curves / "plots" / "metrics", plots_dir)
@@ -78,24 +76,6 @@ def drop_curve_rows_after(curves: Path, step: int) -> None:
         if "step" in frame and (frame["step"] > step).any():
             with atomic_path(tsv) as tmp:
                 frame[frame["step"] <= step].to_csv(tmp, sep="\t", index=False)
-
-
-CHECKPOINT_PATH_FIELDS = ("dirpath", "best_model_path", "kth_best_model_path", "last_model_path")
-
-
-def without_absolute_paths(ckpt: dict) -> dict:
-    """The checkpoint with Lightning's ModelCheckpoint state made relative to the working directory (the repo
-    root): it records where it wrote, as absolute paths, which tied outputs to one folder and made the same
-    fit give different bytes (and DVC hashes) in another checkout."""
-    for key, state in (ckpt.get("callbacks") or {}).items():
-        if not key.startswith("ModelCheckpoint"):
-            continue
-        for field in CHECKPOINT_PATH_FIELDS:
-            if state.get(field):
-                state[field] = os.path.relpath(state[field])
-        if state.get("best_k_models"):
-            state["best_k_models"] = {os.path.relpath(k): v for k, v in state["best_k_models"].items()}
-    return ckpt
 
 
 def fit_resumable(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterable
 from pathlib import Path
@@ -84,6 +85,32 @@ class RandomState(Callback):
             torch.cuda.set_rng_state_all(state["cuda"])
 
 
+CHECKPOINT_PATH_FIELDS = ("dirpath", "best_model_path", "kth_best_model_path", "last_model_path")
+
+
+def without_absolute_paths(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint with Lightning's ModelCheckpoint state made relative to the working directory (the repo
+    root). Lightning records where it wrote as absolute paths: a moved checkout resumed with the old tree's
+    paths (and removed its superseded best.ckpt there), and the same fit gave other bytes, so other DVC
+    hashes, in another folder."""
+    for key, state in (ckpt.get("callbacks") or {}).items():
+        if not key.startswith("ModelCheckpoint"):
+            continue
+        for field in CHECKPOINT_PATH_FIELDS:
+            if state.get(field):
+                state[field] = os.path.relpath(state[field])
+        if state.get("best_k_models"):
+            state["best_k_models"] = {os.path.relpath(k): v for k, v in state["best_k_models"].items()}
+    return ckpt
+
+
+class RelativePaths(Callback):
+    """Writes every checkpoint with relative paths (see without_absolute_paths)."""
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        without_absolute_paths(checkpoint)
+
+
 def checkpoint_callbacks(
     dirpath: str | Path, monitor: str, mode: str = "max", patience: int | None = None
 ) -> list[Callback]:
@@ -95,6 +122,7 @@ def checkpoint_callbacks(
     Files are overwritten rather than versioned (best-v1.ckpt...) so stages always find the same names."""
     callbacks: list[Callback] = [
         RandomState(),
+        RelativePaths(),
         ModelCheckpoint(
             dirpath=str(dirpath),
             filename="best",
