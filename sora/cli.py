@@ -257,6 +257,11 @@ def _load_model(model: str):
     except NotASoraModel as err:
         _fail(str(err))
     except (MlflowException, OSError) as err:
+        if model.endswith("@champion") and "alias champion not found" in str(err).lower():
+            _fail(
+                f"no champion yet for {model}: the registry gate has refused every candidate (metrics/register.json "
+                "says why); to try the latest one anyway: --model " + model.replace("@champion", "@candidate")
+            )
         _fail(
             f"cannot load model '{model}': {str(err).splitlines()[0]} "
             "(run the pipeline first: `make pipeline`, or pass --model)"

@@ -165,6 +165,9 @@ def test_worse_candidate_stays_candidate(repo):
     out = repo.dvc("repro", "register")
     assert "stays candidate" in out.stdout and "majority class" in out.stdout, out.stdout
     assert repo.read_json("metrics/register.json")["promoted"] == 0
+    no_champion = repo.run([sys.executable, "-m", "sora.cli", "predict", "good film"], check=False)
+    assert no_champion.returncode == 1 and "no champion yet" in no_champion.stderr, no_champion.stderr
+    assert "--model models:/sora@candidate" in no_champion.stderr
     client.set_registered_model_alias("sora", "champion", before)
 
 
