@@ -93,22 +93,31 @@ def without_absolute_paths(ckpt: dict[str, Any]) -> dict[str, Any]:
     root). Lightning records where it wrote as absolute paths: a moved checkout resumed with the old tree's
     paths (and removed its superseded best.ckpt there), and the same fit gave other bytes, so other DVC
     hashes, in another folder."""
+    return _map_paths(ckpt, os.path.relpath)
+
+
+def _map_paths(ckpt: dict[str, Any], to) -> dict[str, Any]:
     for key, state in (ckpt.get("callbacks") or {}).items():
         if not key.startswith("ModelCheckpoint"):
             continue
         for field in CHECKPOINT_PATH_FIELDS:
             if state.get(field):
-                state[field] = os.path.relpath(state[field])
+                state[field] = to(state[field])
         if state.get("best_k_models"):
-            state["best_k_models"] = {os.path.relpath(k): v for k, v in state["best_k_models"].items()}
+            state["best_k_models"] = {to(k): v for k, v in state["best_k_models"].items()}
     return ckpt
 
 
 class RelativePaths(Callback):
-    """Writes every checkpoint with relative paths (see without_absolute_paths)."""
+    """Writes every checkpoint with relative paths (see without_absolute_paths) and makes them absolute again
+    on resume, before ModelCheckpoint reads them: it keeps its best score only when the recorded folder is
+    its own (resolved) one, and a forgotten best let a later tie replace best.ckpt."""
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         without_absolute_paths(checkpoint)
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        _map_paths(checkpoint, os.path.realpath)
 
 
 def checkpoint_callbacks(
