@@ -169,8 +169,7 @@ def save_bundle(directory, model: torch.nn.Module, vocab: Vocab, config: dict) -
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    with atomic_path(directory / "weights.pt") as tmp:
-        save_sparse_state_dict(model, tmp)
+    save_sparse_state_dict(model, directory / "weights.pt")
     vocab.save(directory / "vocab.json")
     with atomic_path(directory / "config.json") as tmp:
         tmp.write_text(json.dumps(config, indent=2, sort_keys=True))

@@ -63,3 +63,16 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def write_torch(obj: Any, path: str | Path) -> None:
+    """torch.save, atomically, with bytes that depend on `obj` alone: torch names the archive inside the file
+    after the file it writes, so saving to a temp name gave each save other bytes (and DVC other hashes)."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())

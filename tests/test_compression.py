@@ -246,3 +246,16 @@ def test_latency_and_throughput_positive_and_restore_threads(model):
     assert tput > 0 and math.isfinite(tput)
     q = quantize_dynamic_int8(model)
     assert latency_p50_ms(q, ids(1), repeats=3, warmup=1) > 0
+
+
+def test_saved_weights_depend_only_on_the_state(tmp_path):
+    """torch names the archive inside a file after the file: atomic writes through temp names gave every save
+    other bytes, so DVC saw a changed output (and reran what follows) after an identical rerun."""
+    import torch
+
+    from sora.compression import save_sparse_state_dict
+
+    state = {"w": torch.zeros(8, 8), "b": torch.ones(8)}
+    save_sparse_state_dict(state, tmp_path / "one.pt")
+    save_sparse_state_dict(state, tmp_path / "two.pt")
+    assert (tmp_path / "one.pt").read_bytes() == (tmp_path / "two.pt").read_bytes()

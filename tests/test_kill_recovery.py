@@ -159,3 +159,16 @@ def test_kill_sora_run(built_pipeline, tmp_path):
     assert any("uvicorn" in n for n in names), f"no Prefect API server among {names}"
     _assert_no_survivors(children)
     _rerun_matches(project, reference, SORA_RUN)
+
+
+def test_a_deleted_store_is_registered_again(built_pipeline, tmp_path):
+    """`rm mlflow.db && sora run` reported success with nothing registered: register was 'up to date'."""
+    project = built_pipeline.copy(tmp_path)
+    (project.path / "mlflow.db").unlink()
+    result = subprocess.run(SORA_RUN, cwd=project.path, env=_env(project), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "is not in the registry: register reruns" in result.stdout + result.stderr
+    assert "1 ran (register)" in result.stdout
+    client = _client(project)
+    assert client.get_model_version_by_alias("sora", "candidate").version == 1
+    _assert_clean_tracking(project)

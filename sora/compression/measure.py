@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from sora.io import write_torch
+
 __all__ = [
     "size_on_disk_bytes",
     "sparse_size_on_disk_bytes",
@@ -81,7 +83,8 @@ def save_sparse_state_dict(
     """``torch.save`` a state dict in which every floating tensor with >= 2 dims and more than
     ``min_zero_fraction`` exact zeros is stored as a bit mask (1 bit/element) plus its non-zero values.
     At 70% sparsity that is ~0.125 + 0.3*4 bytes per element instead of 4 (~3x smaller). Other entries
-    are stored unchanged. Read back with :func:`load_sparse_state_dict` (``weights_only`` safe)."""
+    are stored unchanged. Read back with :func:`load_sparse_state_dict` (``weights_only`` safe). Written
+    atomically, the same bytes for the same state."""
     out = {}
     for key, value in _state_dict(model).items():
         if (
@@ -95,7 +98,7 @@ def save_sparse_state_dict(
             out[key] = _compress(value)
         else:
             out[key] = value
-    torch.save(out, path)
+    write_torch(out, path)
 
 
 def load_sparse_state_dict(path: str | os.PathLike) -> dict[str, Any]:

@@ -7,10 +7,9 @@ docs/experiments.md). objective denoise: a denoising autoencoder (BART-style) tr
 from __future__ import annotations
 
 import pandas as pd
-import torch
 
 from sora.data.vocab import Vocab
-from sora.io import atomic_path, write_csv, write_json
+from sora.io import write_csv, write_json, write_torch
 from sora.pipeline.entry import StageContext, require, stage_main
 from sora.pipeline.spec import fingerprint
 from sora.training.data import denoising_data, pretrain_corpus
@@ -77,8 +76,7 @@ def run(ctx: StageContext) -> None:
         "model_params": params.model.model_dump(),
         "objective": p.objective,
     }
-    with atomic_path(args.out / "encoder.pt") as tmp:
-        torch.save(payload, tmp)
+    write_torch(payload, args.out / "encoder.pt")
     write_json(args.metrics, metrics)
     ctx.log_metrics(metrics)
     print(f"pretrain ({p.objective}): {metrics}")

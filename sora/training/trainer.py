@@ -115,6 +115,11 @@ class RelativePaths(Callback):
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         without_absolute_paths(checkpoint)
+        for key, state in checkpoint.get("callbacks", {}).items():
+            if key.startswith("ModelCheckpoint"):
+                # the score of the latest save: Lightning never reads it back, and a resumed fit that saved
+                # nothing since would write None where an uninterrupted one wrote a score
+                state["current_score"] = None
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         _map_paths(checkpoint, os.path.realpath)
