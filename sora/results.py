@@ -165,9 +165,26 @@ def render(metrics_dir: Path = Path("metrics")) -> str:
         out += _table(["split", *LANGS], [[s, *(str(pp["splits"][s][lang]) for lang in LANGS)] for s in pp["splits"]])
         dropped = ", ".join(f"{reason} {n}" for reason, n in pp["rejected"].items() if n)
         out += ["", f"{pp['rows']['kept']} labeled texts kept of {pp['rows']['in']}; dropped: {dropped}."]
+        if near := pp.get("near_duplicates"):
+            out += [f"{near['texts']} texts in {near['groups']} near-duplicate groups (same text up to case, spacing "
+                    "and punctuation), each group in one split."]  # fmt: skip
 
     reg = m["register"]
     if reg:
-        verdict = "promoted to champion" if reg.get("promoted") else "kept as candidate (the champion stayed)"
+        champion = reg.get("previous_champion_version")
+        verdict = (
+            "promoted to champion"
+            if reg.get("promoted")
+            else f"kept as candidate ({f'version {champion} stays champion' if champion else 'no champion'})"
+        )
         out += ["", "## Registry (`register`)", "", f"Model version {reg.get('version')} {verdict}."]
+        if gate := reg.get("gate"):
+            out += ["", "The absolute gate (test accuracy; a champion must reach the baseline and beat the majority "
+                    "class on every language):", ""]  # fmt: skip
+            rows = [
+                [lang, *(_f(gate[k].get(lang)) for k in ("candidate_acc", "baseline_acc", "majority_acc"))]
+                for lang in LANGS
+                if lang in gate["baseline_acc"]
+            ]
+            out += _table(["lang", "candidate", "TF-IDF baseline", "majority class"], rows)
     return "\n".join(out) + "\n"

@@ -43,17 +43,26 @@ def _start(project, cmd: list[str]) -> psutil.Process:
     return psutil.Process(proc.pid)
 
 
-def _kill_when(proc: psutil.Process, ready, timeout: float = 240) -> list[psutil.Process]:
-    """kill -9 `proc` alone (not its group) once `ready()` holds; returns the descendants it had then."""
+def _cmdline(proc: psutil.Process) -> str:
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:  # exited, or a zombie, meanwhile
+        return ""
+
+
+def _kill_when(proc: psutil.Process, ready, timeout: float = 240) -> tuple[list[psutil.Process], dict[int, str]]:
+    """kill -9 `proc` alone (not its group) once `ready()` holds; returns the descendants it had then, and
+    their command lines."""
     deadline = time.time() + timeout
     while not ready():
         assert proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE, "finished before the kill point"
         assert time.time() < deadline, "kill point never reached"
         time.sleep(0.05)
     children = proc.children(recursive=True)
+    names = {c.pid: _cmdline(c) for c in children}
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
-    return children
+    return children, names
 
 
 def _assert_no_survivors(children: list[psutil.Process], within: float = 20) -> None:
@@ -62,7 +71,7 @@ def _assert_no_survivors(children: list[psutil.Process], within: float = 20) -> 
     while alive and time.time() < deadline:
         alive = [c for c in alive if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
         time.sleep(0.2)
-    assert not alive, f"outlived the killed process: {[' '.join(c.cmdline())[:120] for c in alive]}"
+    assert not alive, f"outlived the killed process: {[_cmdline(c)[:120] for c in alive]}"
 
 
 def _client(project):
@@ -104,7 +113,7 @@ def test_kill_ingest(built_pipeline, tmp_path):
     raw = project.path / "data/raw/labeled.parquet"
     mtime = raw.stat().st_mtime
     # killed while ingest writes its outputs (the first one is replaced, the others not yet)
-    children = _kill_when(proc, lambda: raw.stat().st_mtime != mtime)
+    children, _ = _kill_when(proc, lambda: raw.stat().st_mtime != mtime)
     _assert_no_survivors(children)
     _rerun_matches(project, reference, DVC_REPRO)
 
@@ -119,7 +128,7 @@ def test_kill_finetune_mid_epoch(built_pipeline, tmp_path):
 
     proc = _start(project, DVC_REPRO)
     last = project.path / ".sora/work/finetune/last.ckpt"
-    children = _kill_when(proc, lambda: last.exists())  # written at an epoch end: the kill lands in the next
+    children, _ = _kill_when(proc, lambda: last.exists())  # the kill lands in the epoch after it
     _assert_no_survivors(children)
     _rerun_matches(project, reference, DVC_REPRO)
 
@@ -134,7 +143,7 @@ def test_kill_register_after_it_created_a_version(built_pipeline, tmp_path):
         return any(str(v.version) not in before for v in client.search_model_versions("name = 'sora'"))
 
     proc = _start(project, [*DVC_REPRO, "--force", "--single-item", "register"])
-    children = _kill_when(proc, version_created)
+    children, _ = _kill_when(proc, version_created)
     _assert_no_survivors(children)
     # the kill left a version without its tags and aliases, and the register stage's run RUNNING
     _rerun_matches(project, reference, [*DVC_REPRO, "--force", "--single-item", "register"])
@@ -153,8 +162,8 @@ def test_kill_sora_run(built_pipeline, tmp_path):
 
     proc = _start(project, SORA_RUN)
     last = project.path / ".sora/work/finetune/last.ckpt"
-    children = _kill_when(proc, lambda: last.exists())
-    names = [" ".join(c.cmdline()) for c in children]
+    children, cmdlines = _kill_when(proc, lambda: last.exists())
+    names = list(cmdlines.values())
     assert any("dvc" in n for n in names) and any("sora.stages.finetune" in n for n in names), names
     assert any("uvicorn" in n for n in names), f"no Prefect API server among {names}"
     _assert_no_survivors(children)

@@ -125,6 +125,29 @@ class RelativePaths(Callback):
         _map_paths(checkpoint, os.path.realpath)
 
 
+class PromoteLast(Callback):
+    """Renames last-pending.ckpt, written at an epoch's end, to last.ckpt once that epoch is wholly done: when
+    the next epoch starts, or the fit ends. Lightning logs the epoch's aggregated metrics after its callbacks
+    save, so a fit killed in between resumed from a checkpoint whose epoch rows were never logged; and a
+    rename never leaves a half-written last.ckpt."""
+
+    def __init__(self, dirpath: str | Path):
+        self.pending, self.last = Path(dirpath) / f"{PENDING}.ckpt", Path(dirpath) / "last.ckpt"
+
+    def _promote(self, trainer: L.Trainer) -> None:
+        if trainer.is_global_zero and self.pending.exists():
+            os.replace(self.pending, self.last)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._promote(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._promote(trainer)
+
+
+PENDING = "last-pending"
+
+
 def checkpoint_callbacks(
     dirpath: str | Path, monitor: str, mode: str = "max", patience: int | None = None
 ) -> list[Callback]:
@@ -132,7 +155,8 @@ def checkpoint_callbacks(
     carrying the random states; EarlyStopping too when patience is given. last.ckpt has its own callback:
     Lightning's `save_last` writes it only when a new best is saved, so a fit killed after its last improvement
     resumed epochs back. It is written at epoch ends only, because a fit resumed mid-epoch restarts that epoch's
-    data and would not end where an uninterrupted one does.
+    data and would not end where an uninterrupted one does, and becomes last.ckpt once the epoch is logged
+    (PromoteLast).
     Files are overwritten rather than versioned (best-v1.ckpt...) so stages always find the same names."""
     callbacks: list[Callback] = [
         RandomState(),
@@ -147,11 +171,12 @@ def checkpoint_callbacks(
         ),
         ModelCheckpoint(
             dirpath=str(dirpath),
-            filename="last",
+            filename=PENDING,
             save_top_k=1,
             save_on_train_epoch_end=True,
             enable_version_counter=False,
         ),
+        PromoteLast(dirpath),
     ]
     if patience is not None:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience))
