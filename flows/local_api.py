@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -44,7 +45,8 @@ def start_local_prefect_api() -> str | None:
         "--lifespan", "on",
     ]  # fmt: skip
     env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
-    server = subprocess.Popen(cmd, env=env, preexec_fn=dies_with_this_process())
+    # SIGKILL: on SIGTERM uvicorn waits for its connections and Prefect's services to wind down
+    server = subprocess.Popen(cmd, env=env, preexec_fn=dies_with_this_process(signal.SIGKILL))
     # Registered before Prefect registers its own exit handlers (which run first): logs are flushed to a live
     # server, then it stops.
     atexit.register(_stop, server)

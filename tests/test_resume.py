@@ -100,3 +100,23 @@ def test_a_torn_checkpoint_starts_the_fit_afresh(tmp_path, monkeypatch):
     whole = (work.dir / "last.ckpt").read_bytes()
     (work.dir / "last.ckpt").write_bytes(whole[: len(whole) // 2])  # killed while Lightning wrote it
     assert work.prepare("fp-1") is None and not (work.dir / "last.ckpt").exists()
+
+
+def test_equal_checkpoints_are_saved_as_equal_bytes():
+    """Pickle refers back to an object it wrote before by identity: a resumed fit (optimizer state read from a
+    file) wrote equal content as other bytes, so the output's DVC hash differed from an uninterrupted run's."""
+    import io
+
+    from sora.training.fit import canonical
+
+    key = "step"
+    shared = {"a": {key: torch.ones(2)}, "b": {key: 1}}
+    separate = {"a": {"".join(["st", "ep"]): torch.ones(2)}, "b": {"".join(["st", "ep"]): 1}}
+
+    def saved(obj) -> bytes:
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        return buffer.getvalue()
+
+    assert saved(shared) != saved(separate)
+    assert saved(canonical(shared)) == saved(canonical(separate))

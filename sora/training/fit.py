@@ -4,6 +4,7 @@ the DVC plots, and the scoring of a classifier checkpoint per split and language
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pandas as pd
 
 from sora.config import TrainerParams
 from sora.errors import DataError
-from sora.io import atomic_path
+from sora.io import atomic_path, write_torch
 from sora.ranks import is_rank_zero
 from sora.training.trainer import load_checkpoint
 
@@ -51,12 +52,23 @@ class ResumableFit:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in ("best.ckpt", "last.ckpt"):
             if (self.dir / name).exists():
-                with atomic_path(out_dir / name) as tmp:
-                    shutil.copyfile(self.dir / name, tmp)
+                write_torch(canonical(load_checkpoint(self.dir / name)), out_dir / name)
         if plots_dir is not None:
             shutil.rmtree(plots_dir, ignore_errors=True)
             shutil.copytree(self.curves / "plots" / "metrics", plots_dir)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def canonical(obj):
+    """A copy with every string interned: pickle writes an object once and refers back to it after, by
+    identity, so a resumed fit (whose optimizer state came from a file) pickled equal content as other bytes."""
+    if isinstance(obj, dict):
+        return {canonical(k): canonical(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(canonical(v) for v in obj)
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    return obj
 
 
 def _readable(ckpt: Path) -> bool:
