@@ -14,10 +14,10 @@ def test_resume_only_with_the_same_fingerprint(tmp_path, monkeypatch):
     assert work.prepare("fp-1") == str(work.dir / "last.ckpt")  # same params/data: resume
     assert work.prepare("fp-2") is None  # changed: start fresh, old checkpoint gone
     assert not (work.dir / "last.ckpt").exists()
-    (work.dir / "best.ckpt").write_bytes(b"b")
-    (work.dir / "last.ckpt").write_bytes(b"l")
+    torch.save({"epoch": 0, "w": torch.zeros(2)}, work.dir / "best.ckpt")
+    torch.save({"epoch": 1, "w": torch.ones(2)}, work.dir / "last.ckpt")
     work.finish(tmp_path / "out")
-    assert (tmp_path / "out/best.ckpt").read_bytes() == b"b" and not work.dir.exists()
+    assert torch.load(tmp_path / "out/best.ckpt", weights_only=True)["epoch"] == 0 and not work.dir.exists()
 
 
 class _Killed(RuntimeError):
