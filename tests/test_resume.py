@@ -83,12 +83,12 @@ def test_a_resumed_fit_ends_at_the_weights_of_an_uninterrupted_one(
 def test_curves_are_cut_back_to_the_checkpoint(tmp_path):
     """Steps the killed run logged after its last checkpoint were logged again on resume: the plots held them
     twice."""
-    from sora.training.fit import drop_curve_rows_after
+    from sora.training.fit import drop_curve_rows_from
 
     tsv = tmp_path / "plots/metrics/train/loss.tsv"
     tsv.parent.mkdir(parents=True)
-    tsv.write_text("step\tloss\n19\t0.5\n39\t0.4\n59\t0.3\n")
-    drop_curve_rows_after(tmp_path, 40)
+    tsv.write_text("step\tloss\n19\t0.5\n39\t0.4\n40\t0.35\n59\t0.3\n")
+    drop_curve_rows_from(tmp_path, 40)  # checkpoint after 40 steps: rows 0-39 are its epochs'
     assert tsv.read_text() == "step\tloss\n19\t0.5\n39\t0.4\n"
 
 

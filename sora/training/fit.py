@@ -79,15 +79,16 @@ def _readable(ckpt: Path) -> bool:
     return True
 
 
-def drop_curve_rows_after(curves: Path, step: int) -> None:
-    """Cut the dvclive curves back to the checkpoint a fit resumes from: the killed run had logged steps past
-    it, which the resumed run logs again (the plots would hold them twice, and differ from an uninterrupted
-    run's)."""
+def drop_curve_rows_from(curves: Path, step: int) -> None:
+    """Cut the dvclive curves back to the checkpoint a fit resumes from (taken after `step` optimizer steps):
+    the killed run had logged later steps, which the resumed run logs again (the plots would hold them twice,
+    and differ from an uninterrupted run's). An epoch's own rows carry steps below `step`; the next epoch's
+    first row carries `step` itself."""
     for tsv in (curves / "plots").rglob("*.tsv"):
         frame = pd.read_csv(tsv, sep="\t")
-        if "step" in frame and (frame["step"] > step).any():
+        if "step" in frame and (frame["step"] >= step).any():
             with atomic_path(tsv) as tmp:
-                frame[frame["step"] <= step].to_csv(tmp, sep="\t", index=False)
+                frame[frame["step"] < step].to_csv(tmp, sep="\t", index=False)
 
 
 def fit_resumable(
@@ -112,7 +113,7 @@ def fit_resumable(
 
     resume = work.prepare(fp)
     if resume is not None:
-        drop_curve_rows_after(work.curves, int(load_checkpoint(resume)["global_step"]))
+        drop_curve_rows_from(work.curves, int(load_checkpoint(resume)["global_step"]))
     curves = DVCLiveLogger(
         dir=str(work.curves), resume=resume is not None, save_dvc_exp=False, dvcyaml=False, report=None
     )
