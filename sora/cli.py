@@ -100,7 +100,6 @@ def run(
     if not Path("dvc.yaml").is_file():
         _fail(f"no dvc.yaml in {Path.cwd()}: run `sora run` from the Sora repository root")
     from flows.local_api import start_local_prefect_api
-    from flows.retrain import StageFailed, retrain
     from sora.config import load_params
     from sora.pipeline.spec import pipeline_stages
 
@@ -110,8 +109,10 @@ def run(
         _fail(f"unknown stage(s) {', '.join(unknown)}; dvc.yaml defines: {', '.join(stages)}")
     overrides = _parse_sets(set_) or None
     load_params(overrides=overrides)  # a bad key or value stops here, before the flow starts
+    start_local_prefect_api()  # before Prefect is imported (it reads its API URL once, at import)
+    from flows.retrain import StageFailed, retrain
+
     try:
-        start_local_prefect_api()
         result = retrain(targets=targets or None, force=force, overrides=overrides, refresh_data=refresh_data)
     except (StageFailed, ValueError) as err:
         _fail(str(err))
