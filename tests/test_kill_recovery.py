@@ -65,7 +65,9 @@ def _kill_when(proc: psutil.Process, ready, timeout: float = 240) -> tuple[list[
     return children, names
 
 
-def _assert_no_survivors(children: list[psutil.Process], within: float = 20) -> None:
+def _assert_no_survivors(children: list[psutil.Process], within: float = 60) -> None:
+    """Every descendant gone within `within` seconds. Not at once: a stage told to stop (parent-death SIGTERM)
+    first closes its MLflow run, which can wait on the sqlite store's lock."""
     deadline = time.time() + within
     alive = children
     while alive and time.time() < deadline:
