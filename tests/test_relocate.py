@@ -36,3 +36,14 @@ def test_a_moved_store_points_at_its_new_folder(tmp_path):
     (new / "more.txt").write_text("x")
     client.log_artifact(new_run.info.run_id, str(new / "more.txt"))
     assert list((new / "mlruns").rglob("more.txt")) and not old.exists()
+
+
+def test_the_move_is_reported_on_stderr(tmp_path, capsys):
+    """Reported on stdout, the message landed among `sora predict`'s predictions."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    _store_with_a_run(old)
+    shutil.move(old, new)
+    relocate_store(new / "mlflow.db", "sora")
+    out, err = capsys.readouterr()
+    assert out == "" and "the store moved from" in err

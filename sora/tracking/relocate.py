@@ -9,6 +9,7 @@ tags (the source file a run came from) are history and stay as they were.
 from __future__ import annotations
 
 import sqlite3
+import sys
 from pathlib import Path
 
 # (table, column) pairs holding artifact locations or dataset sources, in MLflow 3's sqlite schema
@@ -52,7 +53,8 @@ def relocate_store(db: Path, experiment: str) -> Path | None:
                     f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE {column} LIKE ? ESCAPE '\\'",
                     (prefix_new, len(prefix_old) + 1, _like_prefix(prefix_old)),
                 )
-    print(f"mlflow: the store moved from {old}; its artifact locations now point under {new}")
+    # stderr: stdout may be data (`sora predict` writes its predictions there)
+    print(f"mlflow: the store moved from {old}; its artifact locations now point under {new}", file=sys.stderr)
     return old
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -139,7 +140,7 @@ def close_stranded_runs(client, experiment_id: str) -> list[str]:
             client.set_terminated(run.info.run_id, status="KILLED")
             closed.append(run.info.run_id)
     if closed:
-        print(f"mlflow: closed {len(closed)} run(s) left RUNNING by killed processes as KILLED")
+        print(f"mlflow: closed {len(closed)} run(s) left RUNNING by killed processes as KILLED", file=sys.stderr)
     return closed
 
 
