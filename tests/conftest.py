@@ -280,3 +280,15 @@ def built_pipeline(tmp_path_factory, create_project):
     for stage in PIPELINE_STAGES:
         assert f"Running stage '{stage}'" in result.stdout, stage
     return project
+
+
+def invoke_cli(*args, **kwargs):
+    """`sora ARGS` in-process (typer's runner); never a traceback, only clean exits."""
+    from typer.testing import CliRunner
+
+    from sora.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args], **kwargs)
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result

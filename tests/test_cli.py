@@ -7,24 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
-
-from sora.cli import app
+from conftest import invoke_cli
 
 REPO = Path(__file__).resolve().parents[1]
-runner = CliRunner()
-
-
-def _invoke(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
 
 
 def test_predict_writes_the_requested_format(bundle, tmp_path):
     out = tmp_path / "sub" / "out.jsonl"
-    result = _invoke("predict", "--model", bundle, "好看的电影", "a good movie", "-o", out)
+    result = invoke_cli("predict", "--model", bundle, "好看的电影", "a good movie", "-o", out)
     assert result.exit_code == 0, result.output
     lines = out.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 2 and lines[0].startswith('{"text":"好看的电影"')
@@ -36,7 +26,7 @@ def test_predict_writes_the_requested_format(bundle, tmp_path):
 )
 def test_predict_refuses_an_output_it_cannot_write(bundle, tmp_path, name, message):
     (tmp_path / "folder").mkdir()
-    result = _invoke("predict", "--model", bundle, "good", "-o", tmp_path / name)
+    result = invoke_cli("predict", "--model", bundle, "good", "-o", tmp_path / name)
     assert result.exit_code == 1 and message in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]  # nothing written
 
@@ -44,23 +34,23 @@ def test_predict_refuses_an_output_it_cannot_write(bundle, tmp_path, name, messa
 def test_predict_names_empty_inputs(bundle, tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
-    result = _invoke("predict", "--model", bundle, "-i", empty)
+    result = invoke_cli("predict", "--model", bundle, "-i", empty)
     assert result.exit_code == 1 and f"{empty}: no texts to classify" in result.output
     rows = tmp_path / "rows.csv"
     rows.write_text('text\ngood\n""\n')
-    result = _invoke("predict", "--model", bundle, "fine", "-i", rows)
+    result = invoke_cli("predict", "--model", bundle, "fine", "-i", rows)
     assert result.exit_code == 1 and f"first at {rows}, data row 2" in result.output
-    result = _invoke("predict", "--model", bundle, "fine", " ", "-i", rows)
+    result = invoke_cli("predict", "--model", bundle, "fine", " ", "-i", rows)
     assert result.exit_code == 1 and "2 empty text(s), first at argument 2" in result.output
 
 
 def test_predict_names_the_broken_jsonl_line(bundle, tmp_path):
     path = tmp_path / "in.jsonl"
     path.write_text('{"text": "good"}\n\n{"text": "bad",\n', encoding="utf-8")
-    result = _invoke("predict", "--model", bundle, "-i", path)
+    result = invoke_cli("predict", "--model", bundle, "-i", path)
     assert result.exit_code == 1 and f"{path}:3: invalid JSON" in result.output
     path.write_text('{"text": "good"}\n{"text": "也很好"}\n', encoding="utf-8")
-    result = _invoke("predict", "--model", bundle, "-i", path)
+    result = invoke_cli("predict", "--model", bundle, "-i", path)
     assert result.exit_code == 0 and "也很好" in result.output
 
 
@@ -68,7 +58,7 @@ def test_predict_flags_texts_longer_than_the_model_reads(bundle, tmp_path):
     # The bundle reads 16 ids ([CLS] + 15 tokens): 15 words fit exactly, 16 do not.
     out = tmp_path / "out.csv"
     fits, cut = " ".join(["good"] * 15), " ".join(["good"] * 16)
-    result = _invoke("predict", "--model", bundle, fits, cut, "good movie " * 50_000, "-o", out)
+    result = invoke_cli("predict", "--model", bundle, fits, cut, "good movie " * 50_000, "-o", out)
     assert result.exit_code == 0, result.output
     assert "2 text(s) are longer than the model reads (first: row 2)" in result.output
     assert pd.read_csv(out)["truncated"].tolist() == [False, True, True]
@@ -76,16 +66,16 @@ def test_predict_flags_texts_longer_than_the_model_reads(bundle, tmp_path):
 
 def test_predict_without_a_store_or_model_creates_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = _invoke("predict", "好")  # default models:/sora@champion, outside the repo
+    result = invoke_cli("predict", "好")  # default models:/sora@champion, outside the repo
     assert result.exit_code == 1 and "no such params file" in result.output and "--model" in result.output
-    result = _invoke("predict", "--model", "models/nowhere", "好")
+    result = invoke_cli("predict", "--model", "models/nowhere", "好")
     assert result.exit_code == 1 and "models/nowhere: no such model folder" in result.output
     assert list(tmp_path.iterdir()) == []  # no stray mlflow.db
 
 
 def test_run_checks_stages_and_overrides_before_the_flow_starts(monkeypatch):
     monkeypatch.chdir(REPO)
-    result = _invoke("run", "finetun")
+    result = invoke_cli("run", "finetun")
     assert result.exit_code == 1 and "unknown stage(s) finetun; dvc.yaml defines: ingest" in result.output
 
 
@@ -101,7 +91,7 @@ def test_run_refuses_an_impossible_override_before_any_stage(tmp_path):
 
 
 def test_schedule_rejects_a_bad_cron():
-    result = _invoke("schedule", "--cron", "every day at 3", "--register-only")
+    result = invoke_cli("schedule", "--cron", "every day at 3", "--register-only")
     assert result.exit_code == 1 and "--cron 'every day at 3': Invalid cron string" in result.output
 
 

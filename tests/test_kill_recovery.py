@@ -122,13 +122,18 @@ def test_kill_ingest(built_pipeline, tmp_path):
     _rerun_matches(project, reference, SORA_RUN)
 
 
-def test_kill_finetune_mid_epoch(built_pipeline, tmp_path):
+def _variant(built_pipeline, tmp_path, **params):
+    """A copy with changed params, and the outputs an uninterrupted `dvc repro` of them gives in another."""
     project = built_pipeline.copy(tmp_path)
-    project.set_params(finetune={"max_epochs": 6, "patience": 6})
+    project.set_params(**params)
     uninterrupted = built_pipeline.copy(tmp_path / "reference")
-    uninterrupted.set_params(finetune={"max_epochs": 6, "patience": 6})
+    uninterrupted.set_params(**params)
     uninterrupted.dvc("repro")
-    reference = _outs(uninterrupted)
+    return project, _outs(uninterrupted)
+
+
+def test_kill_finetune_mid_epoch(built_pipeline, tmp_path):
+    project, reference = _variant(built_pipeline, tmp_path, finetune={"max_epochs": 6, "patience": 6})
 
     proc = _start(project, DVC_REPRO)
     last = project.path / ".sora/work/finetune/last.ckpt"
@@ -157,12 +162,7 @@ def test_kill_register_after_it_created_a_version(built_pipeline, tmp_path):
 
 
 def test_kill_sora_run(built_pipeline, tmp_path):
-    project = built_pipeline.copy(tmp_path)
-    project.set_params(finetune={"max_epochs": 5, "patience": 5})
-    uninterrupted = built_pipeline.copy(tmp_path / "reference")
-    uninterrupted.set_params(finetune={"max_epochs": 5, "patience": 5})
-    uninterrupted.dvc("repro")
-    reference = _outs(uninterrupted)
+    project, reference = _variant(built_pipeline, tmp_path, finetune={"max_epochs": 5, "patience": 5})
 
     proc = _start(project, SORA_RUN)
     last = project.path / ".sora/work/finetune/last.ckpt"

@@ -15,13 +15,10 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from typer.testing import CliRunner
-
-from sora.cli import app
+from conftest import invoke_cli
 
 REPO = Path(__file__).resolve().parents[1]
 TEXTS = ["这部电影很好看", "a good movie"]
-runner = CliRunner()
 
 
 class RunsAShellCommand:
@@ -70,13 +67,6 @@ def isolated(monkeypatch, tmp_path):
     torch.set_num_threads(threads)
 
 
-def _invoke(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
-
-
 # ---------------------------------------------------------------- (A) nothing from a model folder runs
 
 
@@ -96,7 +86,7 @@ def test_predict_refuses_a_model_folder_that_is_not_sora_s(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     marker = tmp_path / "ran"
     folder = crafted_model_folder(tmp_path / "model", marker)
-    result = _invoke("predict", "--model", folder, "good")
+    result = invoke_cli("predict", "--model", folder, "good")
     assert result.exit_code == 1
     assert not marker.exists()
     message = result.output.strip()
@@ -108,7 +98,7 @@ def test_predict_reads_only_the_bundle_of_a_pickled_sora_model(bundle, tmp_path,
     monkeypatch.chdir(tmp_path)
     marker = tmp_path / "ran"
     folder = crafted_model_folder(tmp_path / "model", marker, bundle)
-    result = _invoke("predict", "--model", folder, *TEXTS)
+    result = invoke_cli("predict", "--model", folder, *TEXTS)
     assert result.exit_code == 0, result.output
     assert len(result.output.strip().splitlines()) == 2 and TEXTS[0] in result.output
     assert not marker.exists()
@@ -181,7 +171,7 @@ def test_registered_versions_are_read_without_running_them(bundle, tmp_path, mon
         pd.testing.assert_frame_equal(load_sora_model(uri).predict_frame(TEXTS), expected)
     with pytest.raises(NotASoraModel, match="models:/sora/3 is not a Sora model"):
         load_sora_model("models:/sora/3")
-    result = _invoke("predict", "--model", "models:/sora/1", *TEXTS)
+    result = invoke_cli("predict", "--model", "models:/sora/1", *TEXTS)
     assert result.exit_code == 0, result.output
     assert len(result.output.strip().splitlines()) == 2
     assert not marker.exists()
@@ -215,7 +205,7 @@ def test_served_model_refuses_empty_texts_naming_the_rows(bundle, model_input, i
 def test_served_and_cli_answer_an_empty_text_alike(bundle, isolated):
     with pytest.raises(ValueError, match=r"1 empty text\(s\) at row 2 \(counting from 1\): nothing to classify"):
         _served_model(bundle).predict(None, pd.DataFrame({"text": ["good", " "]}))
-    result = _invoke("predict", "--model", bundle, "good", " ")
+    result = invoke_cli("predict", "--model", bundle, "good", " ")
     assert result.exit_code == 1 and "1 empty text(s), first at argument 2: nothing to classify" in result.output
     assert _served_model(bundle).predict(None, ["good", "好"])["label"].isin([0, 1]).all()
 
@@ -245,23 +235,23 @@ def test_threads_come_from_the_option_then_the_environment_then_one(bundle, monk
 
 def test_predict_and_the_served_model_set_the_thread_count(bundle, monkeypatch, isolated):
     torch.set_num_threads(2)
-    assert _invoke("predict", "--model", bundle, "good").exit_code == 0
+    assert invoke_cli("predict", "--model", bundle, "good").exit_code == 0
     assert torch.get_num_threads() == 1
-    assert _invoke("predict", "--model", bundle, "--threads", "2", "good").exit_code == 0
+    assert invoke_cli("predict", "--model", bundle, "--threads", "2", "good").exit_code == 0
     assert torch.get_num_threads() == 2
-    result = _invoke("predict", "--model", bundle, "--threads", "0", "good")
+    result = invoke_cli("predict", "--model", bundle, "--threads", "0", "good")
     assert result.exit_code == 1 and "--threads" in result.output
     monkeypatch.setenv("SORA_THREADS", "2")
     torch.set_num_threads(1)
     _served_model(bundle)
     assert torch.get_num_threads() == 2
     monkeypatch.setenv("SORA_THREADS", "lots")
-    result = _invoke("predict", "--model", bundle, "good")
+    result = invoke_cli("predict", "--model", bundle, "good")
     assert result.exit_code == 1 and "SORA_THREADS=lots" in result.output and "\n" not in result.output.strip()
 
 
 def test_predict_help_says_that_loading_an_mlflow_model_runs_its_code():
-    result = runner.invoke(app, ["predict", "--help"], env={"COLUMNS": "200"})
+    result = invoke_cli("predict", "--help", env={"COLUMNS": "200"})
     text = " ".join(result.output.split())
     assert "--threads" in text and "SORA_THREADS" in text
     assert "executes its code" in text and "mlflow models serve" in text
