@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from sora.pipeline.processes import dies_with_this_process
+from sora.pipeline.processes import dies_with_this_process, stop
 
 STARTUP_SECONDS = 60
 
@@ -67,7 +67,7 @@ def start_local_prefect_api() -> str | None:
     server = subprocess.Popen(cmd, env=env, preexec_fn=dies_with_this_process(signal.SIGKILL))
     # Registered before Prefect registers its own exit handlers (which therefore run first): its logs are
     # flushed to a live server, then the server stops.
-    atexit.register(_stop, server)
+    atexit.register(stop, server)
     deadline = time.monotonic() + STARTUP_SECONDS
     while True:
         if server.poll() is not None:
@@ -82,12 +82,3 @@ def start_local_prefect_api() -> str | None:
         time.sleep(0.2)
     os.environ["PREFECT_API_URL"] = url
     return url
-
-
-def _stop(server: subprocess.Popen) -> None:
-    server.terminate()
-    try:
-        server.wait(10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import fcntl
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from prefect.context import FlowRunContext
 from prefect.states import Completed, Failed, State
 
 from sora.config import load_params
-from sora.pipeline.processes import dies_with_this_process
+from sora.pipeline.processes import dies_with_this_process, stop
 from sora.pipeline.spec import pipeline_stages
 
 STATE_DIR = Path(".sora")
@@ -114,25 +113,13 @@ def run_dvc(args: list[str], parent_run_id: str | None, log_name: str, logger) -
             reader.join(0.2)
         returncode = proc.wait()
     except BaseException:
-        stop_group(proc)
+        stop(proc, group=True)  # stages close their MLflow runs on SIGTERM
         raise
     if returncode != 0:
         last = "\n".join(tail) or "(no output)"
         raise StageFailed(
             f"`dvc {' '.join(args)}` exited with {returncode}\n--- last lines ---\n{last}\n--- full log: {log}"
         )
-
-
-def stop_group(proc: subprocess.Popen, grace_seconds: float = 10) -> None:
-    """SIGTERM the process group (stages close their MLflow runs as they exit), SIGKILL what is left."""
-    for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, None)):
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def registry_drift(params, register_stage) -> str | None:

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import typer
 
+from sora.errors import DataError
+from sora.prediction_files import INPUT_HELP, OUTPUT_TYPES, read_texts, write_predictions
+
 app = typer.Typer(
     help="Sora: bilingual (zh/en) text classifiers — validate data, run the pipeline, predict.",
     no_args_is_help=True,
@@ -28,7 +31,6 @@ def validate(
     """Check user files against the data contract without running the pipeline (exit 1 on any problem)."""
     from sora.config import ConfigError, load_params
     from sora.data.user_files import read_labeled_file
-    from sora.errors import DataError
 
     try:
         max_chars = load_params(params_file).preprocess.max_chars
@@ -158,58 +160,6 @@ def schedule(
     serve_schedule(name, cron, timezone)
 
 
-OUTPUT_TYPES = (".csv", ".jsonl", ".parquet")
-PREDICT_INPUT_HELP = "Texts file: .txt (one text per line), .csv/.tsv/.jsonl/.parquet with a 'text' column."
-
-
-def _read_texts(path: Path) -> list[str]:
-    """Texts to predict, with a one-line error for anything unreadable."""
-    import pandas as pd
-
-    if not path.is_file():
-        _fail(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".txt":
-            raw = path.read_bytes()
-            if b"\x00" in raw[:8192]:
-                _fail(f"{path}: looks binary (NUL bytes); expected UTF-8 text")
-            return [line for line in raw.decode("utf-8-sig").splitlines() if line.strip()]  # blank lines skipped
-        if suffix == ".parquet":
-            frame = pd.read_parquet(path)
-        elif suffix in (".csv", ".tsv"):
-            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
-        elif suffix == ".jsonl":
-            frame = pd.DataFrame(_jsonl_records(path))
-        else:
-            _fail(f"{path}: unsupported file type '{suffix}'. {PREDICT_INPUT_HELP}")
-    except UnicodeDecodeError as err:
-        _fail(f"{path}: not valid UTF-8 at byte {err.start} (save it as UTF-8; Chinese files are often GBK)")
-    except (ValueError, OSError) as err:
-        _fail(f"{path}: cannot be read as {suffix[1:]}: {str(err).splitlines()[0]}")
-    if "text" not in frame.columns:
-        _fail(f"{path}: no 'text' column (found {list(frame.columns)})")
-    return frame["text"].fillna("").astype(str).tolist()
-
-
-def _jsonl_records(path: Path) -> list[dict]:
-    """One JSON object per line; a broken line is named by its line number."""
-    import json
-
-    records = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            _fail(f"{path}:{lineno}: invalid JSON ({err.msg})")
-        if not isinstance(record, dict):
-            _fail(f"{path}:{lineno}: expected a JSON object with a 'text' key")
-        records.append(record)
-    return records
-
-
 def _load_model(model: str):
     """A Predictor from a Sora bundle folder, a Sora MLflow model folder, or a model URI (models:/sora@champion,
     runs:/...). Only the bundle is read, as data: nothing from an MLflow model folder runs, and a folder that
@@ -272,7 +222,7 @@ def _load_model(model: str):
 @app.command()
 def predict(
     texts: list[str] | None = typer.Argument(None, help="Texts to classify."),
-    input_file: Path | None = typer.Option(None, "--input", "-i", help=PREDICT_INPUT_HELP),
+    input_file: Path | None = typer.Option(None, "--input", "-i", help=INPUT_HELP),
     output_file: Path | None = typer.Option(
         None, "--output", "-o", help="Write predictions here (.csv/.jsonl/.parquet)."
     ),
@@ -312,7 +262,10 @@ def predict(
         if output_file.suffix.lower() not in OUTPUT_TYPES:
             _fail(f"--output {output_file}: unsupported type '{output_file.suffix}'; use {', '.join(OUTPUT_TYPES)}")
     arguments = list(texts or [])
-    from_file = _read_texts(input_file) if input_file else []
+    try:
+        from_file = read_texts(input_file) if input_file else []
+    except DataError as err:
+        _fail(str(err))
     if input_file and not from_file:
         _fail(f"{input_file}: no texts to classify")
     empty_arguments = [i + 1 for i in empty_text_rows(arguments)]
@@ -346,19 +299,10 @@ def predict(
             preview = row.text if len(row.text) <= 60 else row.text[:57] + "..."
             typer.echo(f"{row.label}\t{row.probability:.3f}\t{preview}")
         return
-    from sora.io import atomic_path
-
-    suffix = output_file.suffix.lower()
     try:
-        with atomic_path(output_file) as tmp:
-            if suffix == ".parquet":
-                result.to_parquet(tmp, index=False)
-            elif suffix == ".jsonl":
-                result.to_json(tmp, orient="records", lines=True, force_ascii=False)
-            else:
-                result.to_csv(tmp, index=False)
-    except OSError as err:
-        _fail(f"cannot write {output_file}: {err.strerror or err}")
+        write_predictions(result, output_file)
+    except DataError as err:
+        _fail(str(err))
     typer.echo(f"wrote {len(result)} predictions to {output_file}")
 
 

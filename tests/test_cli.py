@@ -134,3 +134,15 @@ def test_prefect_gets_time_for_a_first_start_on_a_new_database(monkeypatch):
     with pytest.raises(SystemExit):
         sora.cli.main()
     assert os.environ[key] == "7"
+
+
+def test_predict_reads_tsv_without_csv_quoting(bundle, tmp_path):
+    """As ingest does: an unclosed leading quote in a .tsv used to swallow the rows after it."""
+    path = tmp_path / "in.tsv"
+    path.write_text('text\n"unclosed start\nsecond row\nthird row\n', encoding="utf-8")
+    out = tmp_path / "out.csv"
+    result = invoke_cli("predict", "--model", bundle, "--input", path, "--output", out)
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    assert len(pd.read_csv(out)) == 3

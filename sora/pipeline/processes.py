@@ -9,8 +9,10 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import suppress
 
 PR_SET_PDEATHSIG = 1
 
@@ -31,3 +33,18 @@ def dies_with_this_process(sig: int = signal.SIGTERM) -> Callable[[], None]:
     """A Popen `preexec_fn`: the child gets `sig` when the calling process dies."""
     parent = os.getpid()
     return lambda: die_with_parent(sig, parent)
+
+
+def stop(proc: subprocess.Popen, grace_seconds: float = 10, group: bool = False) -> None:
+    """SIGTERM (to its whole process group with `group`), then SIGKILL whatever is left after the grace."""
+    for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, None)):
+        with suppress(ProcessLookupError):
+            if group:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue

@@ -77,7 +77,8 @@ def register(
             f"{r.baseline_tolerance * 100:.0f} accuracy points worse than TF-IDF + LR can become champion"
         )
     refusal = absolute_gate(by_lang, baseline_acc, majority_acc, r.baseline_tolerance, r.majority_margin)
-    remove_incomplete_versions(mlflow.MlflowClient(), r.model_name)
+    client = mlflow.MlflowClient()
+    remove_incomplete_versions(client, r.model_name)
     example = pd.DataFrame({"text": EXAMPLE})
     signature = infer_signature(example, load_bundle(bundle).predict_frame(EXAMPLE))
     info = mlflow.pyfunc.log_model(
@@ -88,7 +89,6 @@ def register(
         pip_requirements=pip_requirements(),
         registered_model_name=r.model_name,
     )
-    client = mlflow.MlflowClient()
     version = str(info.registered_model_version)
     champion_version, champion = champion_metrics(client, r.model_name, f"dvc.md5.{test_path}")
     hashes = dvc_hashes(lineage_paths)
