@@ -3,7 +3,12 @@ what the register stage recorded, and versions a killed register left half-made 
 
 import mlflow
 
-from sora.tracking.registry import COMPLETE_TAG, registry_mismatch, remove_incomplete_versions
+from sora.tracking.registry import (
+    COMPLETE_TAG,
+    PREVIOUS_CHAMPION_TAG,
+    registry_mismatch,
+    remove_incomplete_versions,
+)
 
 
 def _store(tmp_path):
@@ -29,11 +34,26 @@ def test_a_half_made_version_from_a_killed_register_is_removed(tmp_path):
     orphan = _version(client, exp, complete=False, status="KILLED")
     in_progress = _version(client, exp, complete=False, status="RUNNING")
     by_hand = _version(client, exp, stage="notebook", complete=False)
-    aliased = _version(client, exp, complete=False)
-    client.set_registered_model_alias("sora", "champion", aliased)
+    aliased_by_hand = _version(client, exp, complete=False)
+    client.set_registered_model_alias("sora", "production", aliased_by_hand)
     assert remove_incomplete_versions(client, "sora") == [orphan]
     left = {str(v.version) for v in client.search_model_versions("name = 'sora'")}
-    assert left == {done, in_progress, by_hand, aliased}
+    assert left == {done, in_progress, by_hand, aliased_by_hand}
+
+
+def test_a_kill_after_the_aliases_moved_is_undone(tmp_path):
+    """register was killed after moving candidate and champion to its version but before marking it complete:
+    the version goes, and champion returns to the version it replaced."""
+    client, exp = _store(tmp_path)
+    old = _version(client, exp)
+    client.set_registered_model_alias("sora", "champion", old)
+    half = _version(client, exp, complete=False, status="KILLED")
+    client.set_model_version_tag("sora", half, PREVIOUS_CHAMPION_TAG, old)
+    client.set_registered_model_alias("sora", "candidate", half)
+    client.set_registered_model_alias("sora", "champion", half)
+    assert remove_incomplete_versions(client, "sora") == [half]
+    assert str(client.get_model_version_by_alias("sora", "champion").version) == old
+    assert {str(v.version) for v in client.search_model_versions("name = 'sora'")} == {old}
 
 
 def test_registry_drift_is_detected(tmp_path):

@@ -58,6 +58,7 @@ def register(
     from sora.tracking.pyfunc import model_files
     from sora.tracking.registry import (
         COMPLETE_TAG,
+        PREVIOUS_CHAMPION_TAG,
         Decision,
         absolute_gate,
         champion_metrics,
@@ -117,6 +118,7 @@ def register(
         "sora.run_id": mlflow.active_run().info.run_id,
         "sora.promoted": str(decision.promote),
         "sora.decision": decision.reason,
+        PREVIOUS_CHAMPION_TAG: champion_version or "",
     }
     if commit := git_commit():
         lineage["git.commit"] = commit

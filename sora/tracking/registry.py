@@ -94,12 +94,17 @@ def champion_metrics(client, name: str, test_md5_tag: str) -> tuple[str | None, 
 
 
 COMPLETE_TAG = "sora.registered"  # set last: a version without it was left half-made by a killed register
+PREVIOUS_CHAMPION_TAG = "sora.previous_champion"  # set before the aliases move, so a kill can be undone
+SORA_ALIASES = ("candidate", "champion")
 
 
 def remove_incomplete_versions(client, name: str) -> list[str]:
-    """Delete versions that a register run created but never finished (no COMPLETE_TAG, no alias), once the
-    run that made them is no longer RUNNING (the stranded-run check closes a killed one first). Versions not
-    made by Sora's register stage are left alone."""
+    """Delete versions that a register run created but never finished (no COMPLETE_TAG), once the run that
+    made them is no longer RUNNING (the stranded-run check closes a killed one first).
+
+    The killed run may already have moved Sora's aliases: `candidate` goes with the version (the rerun sets
+    it again) and `champion` goes back to the version it replaced. Versions not made by Sora's register
+    stage, or carrying an alias someone else set, are left alone."""
     from mlflow.exceptions import MlflowException
 
     removed = []
@@ -110,11 +115,17 @@ def remove_incomplete_versions(client, name: str) -> list[str]:
     for v in versions:
         if COMPLETE_TAG in v.tags or not v.run_id:
             continue
-        if client.get_model_version(name, v.version).aliases:  # search results leave aliases out
+        aliases = client.get_model_version(name, v.version).aliases  # search results leave aliases out
+        if set(aliases) - set(SORA_ALIASES):
             continue
         run = client.get_run(v.run_id)
         if run.data.tags.get("sora.stage") != "register" or run.info.status == "RUNNING":
             continue
+        if "champion" in aliases:
+            previous = v.tags.get(PREVIOUS_CHAMPION_TAG, "")
+            if previous:
+                client.set_registered_model_alias(name, "champion", previous)
+                print(f"register: champion alias given back to version {previous} of {name}")
         client.delete_model_version(name, v.version)
         removed.append(str(v.version))
     if removed:
