@@ -273,11 +273,13 @@ def retrain(
             failed = rejected is not None
         finally:
             ran = [r["stage"] for r in records if r["status"] == "ran"]
+            if not finish_parent_run(params, parent, records, failed):
+                parent = None
             summary = (
                 f"retrain {label} {'FAILED' if failed else 'completed'}: {len(ran)} ran ({', '.join(ran) or 'none'}), "
-                f"{len(records) - len(ran)} up to date, in {time.monotonic() - start:.1f}s; MLflow parent run {parent}"
+                f"{len(records) - len(ran)} up to date, in {time.monotonic() - start:.1f}s; "
+                + (f"MLflow parent run {parent}" if parent else "nothing ran, so no MLflow run was kept")
             )
-            finish_parent_run(params, parent, records, failed)
             (logger.error if failed else logger.info)(summary)
     if rejected is not None:
         return _rejected(rejected.result(raise_on_failure=False))

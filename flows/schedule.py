@@ -1,9 +1,9 @@
 """Cron deployment of the retrain flow.
 
-`sora schedule --cron "0 3 * * *"` serves it (a long-running process that executes the scheduled runs);
-`register_deployment(name, cron)` only applies the deployment. Scheduled runs are created by a Prefect
-server's scheduler, so point PREFECT_API_URL at a running server (`make prefect-ui`): Prefect's ephemeral
-mode runs no scheduler.
+`sora schedule --cron "0 3 * * *"` serves it: a long-running process that executes the scheduled runs. There
+is no register-only mode, because a deployment nobody serves shows runs that never start; to run on workers,
+deploy to a process work pool (README). Scheduled runs are created by a Prefect server's scheduler, so point
+PREFECT_API_URL at a running server (`make prefect-ui`): Prefect's ephemeral mode runs no scheduler.
 
 The deployment has concurrency_limit=1 with the CANCEL_NEW collision strategy, so the server cancels a run
 that comes due while the previous one is still running instead of queueing it.
@@ -40,11 +40,6 @@ def build_deployment(
         + (f" ({timezone})" if timezone else " (UTC)")
         + "; overlapping runs are cancelled/skipped.",
     )
-
-
-def register_deployment(name: str = DEFAULT_NAME, cron: str = DEFAULT_CRON, timezone: str | None = None) -> str:
-    """Create/update the cron deployment without serving it; returns the deployment id."""
-    return str(build_deployment(name, cron, timezone).apply())
 
 
 def server_configured() -> bool:

@@ -126,15 +126,13 @@ def schedule(
     cron: str = typer.Option("0 3 * * *", "--cron", help="Cron expression for scheduled retrain runs."),
     name: str = typer.Option("sora-retrain", "--name", help="Prefect deployment name."),
     timezone: str | None = typer.Option(None, "--timezone", help="IANA timezone of the cron (default UTC)."),
-    register_only: bool = typer.Option(
-        False, "--register-only", help="Create/update the deployment and exit instead of serving it."
-    ),
 ) -> None:
-    """Serve the retrain flow on a cron schedule (one run at a time; an overlapping run is skipped)."""
+    """Serve the retrain flow on a cron schedule in this process (one run at a time; an overlapping run is
+    skipped). To run it on workers instead, deploy to a process work pool (README, "Bigger infrastructure")."""
     from prefect.client.schemas.schedules import CronSchedule
     from pydantic import ValidationError
 
-    from flows.schedule import register_deployment, serve_schedule, server_configured
+    from flows.schedule import serve_schedule, server_configured
 
     try:
         CronSchedule(cron=cron, timezone=timezone)
@@ -153,10 +151,6 @@ def schedule(
             "PREFECT_API_URL=http://127.0.0.1:4200/api.",
             err=True,
         )
-    if register_only:
-        deployment_id = register_deployment(name, cron, timezone)
-        typer.echo(f"deployment retrain/{name} ({deployment_id}) on cron '{cron}'")
-        return
     serve_schedule(name, cron, timezone)
 
 
@@ -326,6 +320,27 @@ def results(
 
 
 @app.command()
+def plots(
+    out: Path = typer.Option(Path("dvc_plots"), "--out", "-o", help="Folder for the page (index.html)."),
+) -> None:
+    """`dvc plots show` as a page that renders offline: vega, vega-lite and vega-embed are inlined (fetched once
+    from the npm registry into .sora/vega/) instead of loaded from a CDN."""
+    import subprocess
+
+    from sora.plots_page import offline_template
+
+    try:
+        template = offline_template()
+    except DataError as err:
+        _fail(str(err))
+    cmd = [sys.executable, "-m", "dvc", "plots", "show", "--html-template", str(template), "-o", str(out)]
+    code = subprocess.call(cmd)
+    if code:
+        _fail(f"`dvc plots show` exited with {code}")
+    typer.echo(f"wrote {out / 'index.html'} (opens offline)")
+
+
+@app.command()
 def ui(
     which: str = typer.Argument(..., help="mlflow or prefect"),
     port: int | None = typer.Option(None, help="Port (default 5000 for MLflow, 4200 for Prefect)."),
@@ -370,6 +385,9 @@ def main() -> None:
     # takes longer than that on a busy 2-core machine. A value the user sets wins.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # offline machines log a failure otherwise
+    # One Prefect history per project, the one `make` uses: `sora run`, `sora ui prefect` and `sora schedule`
+    # all read and write ./.prefect, not the user's ~/.prefect.
+    os.environ.setdefault("PREFECT_HOME", str(Path.cwd() / ".prefect"))
     try:
         app()
     except ConfigError as err:

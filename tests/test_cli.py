@@ -91,7 +91,7 @@ def test_run_refuses_an_impossible_override_before_any_stage(tmp_path):
 
 
 def test_schedule_rejects_a_bad_cron():
-    result = invoke_cli("schedule", "--cron", "every day at 3", "--register-only")
+    result = invoke_cli("schedule", "--cron", "every day at 3")
     assert result.exit_code == 1 and "--cron 'every day at 3': Invalid cron string" in result.output
 
 

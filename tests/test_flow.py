@@ -258,6 +258,10 @@ def test_run_skip_fail_resume(project):
     )
     assert all(run.state.is_completed() for run in _task_runs(state).values())
     assert _counts() == (1, 1, 1)
+    # ... and no MLflow run is left for it (a daily schedule would add 365 empty ones a year)
+    assert second["parent_run_id"] is None and "no MLflow run was kept" in second["summary"]
+    with pytest.raises(AssertionError):
+        _parent_run(state)
     one_mtime = Path("out/one.txt").stat().st_mtime_ns
 
     # 3. stage two is out of date and fails: the flow fails with its output, three never starts
@@ -384,9 +388,9 @@ def test_cron_deployment_and_overlap_skip(project):
     from prefect.flows import load_flow_from_entrypoint
 
     from flows.retrain import SKIP_MESSAGE
-    from flows.schedule import register_deployment
+    from flows.schedule import build_deployment
 
-    deployment_id = register_deployment("sora-test", "0 3 * * *")
+    deployment_id = str(build_deployment("sora-test", "0 3 * * *").apply())  # what serve() applies
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("retrain/sora-test")
         assert str(deployment.id) == deployment_id

@@ -81,6 +81,34 @@ def test_wide_equals_design_matrix_times_tables(wide_params):
     assert model.wide_columns([CLS]) == []
 
 
+def test_wide_is_a_linear_model_on_l2_normalised_tfidf(wide_params):
+    """With idf set from training texts, wide() equals the design matrix times the tables, and for texts without
+    a repeated feature that design matrix is scikit-learn's TfidfTransformer (smooth idf, L2 norm) restricted to
+    the features seen in training."""
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    from sora.training.wide import occurrences, set_idf
+
+    model = make_model(wide_params, seed=2)
+    rng = random.Random(3)
+    train = [random_ids(rng) for _ in range(40)]
+    set_idf(model, occurrences(model, train))
+    assert model.idf_unigram[FIRST_WORD] > 1 and model.idf_unigram[20] == 0  # 20 never occurs: out of the norm
+    seqs = [[CLS, 5, 6, 7], [CLS, 9, 10, 20], [CLS, 11, 8]]  # no repeated word or bigram
+    x, coef = design_matrix(model, seqs), stacked_weights(model)
+    with torch.no_grad():  # the tables carry weight x idf (what fit_wide copies in)
+        for table, idf in ((model.wide_unigram, model.idf_unigram), (model.wide_bigram, model.idf_bigram)):
+            table.weight.mul_(idf.unsqueeze(1))
+        model.wide_char.weight.mul_(model.idf_char.unsqueeze(1))
+        got = model.wide(pad_ids(seqs, PAD)).double().numpy()
+    np.testing.assert_allclose(got, x @ coef, atol=1e-5)
+
+    seen = np.flatnonzero(occurrences(model, train).sum(0).A.ravel() > 0)
+    reference = TfidfTransformer().fit(occurrences(model, train)[:, seen]).transform(occurrences(model, seqs)[:, seen])
+    np.testing.assert_allclose(x[:, seen].toarray(), reference.toarray(), atol=1e-6)
+    assert x[:, np.setdiff1d(np.arange(x.shape[1]), seen)].nnz == 0
+
+
 def synthetic_task(seed: int, n: int, share_of_ones: float = 0.5) -> tuple[list[list[int]], np.ndarray]:
     """Token 7 => label 1, token 8 => label 0, among random filler tokens 9..29."""
     rng = random.Random(seed)
@@ -97,9 +125,9 @@ def synthetic_task(seed: int, n: int, share_of_ones: float = 0.5) -> tuple[list[
 def test_fit_wide_copies_the_fitted_logistic_regression(wide_params):
     model = make_model(wide_params, random_wide=False)
     # Mostly ones in train: a heavily regularised fit falls back to its intercept and says 1 for everything.
-    train_ids, train_labels = synthetic_task(0, 120, share_of_ones=0.75)
+    train_ids, train_labels = synthetic_task(0, 400, share_of_ones=0.75)
     val_ids, val_labels = synthetic_task(1, 60)
-    Cs = [0.001, 1.0, 10.0]
+    Cs = [0.001, 1.0, 100.0]
     result = fit_wide(model, train_ids, train_labels, val_ids, val_labels, Cs)
     assert result["C"] in Cs
 
@@ -138,7 +166,8 @@ def test_zero_initialised_wide_part_adds_exactly_nothing(tiny_model, wide_params
     wide = make_model(wide_params, seed=3, random_wide=False)
     assert all(t.weight.abs().sum() == 0 for t in (wide.wide_unigram, wide.wide_bigram, wide.wide_char))
     missing, unexpected = wide.load_state_dict(deep.state_dict(), strict=False)
-    assert set(missing) == {"wide_unigram.weight", "wide_bigram.weight", "wide_char.weight", "char_ngrams"}
+    tables = {"wide_unigram.weight", "wide_bigram.weight", "wide_char.weight", "char_ngrams"}
+    assert set(missing) == tables | {"idf_unigram", "idf_bigram", "idf_char"}
     assert not unexpected
     ids = pad_ids([random_ids(random.Random(i)) for i in range(5)], PAD)
     with torch.no_grad():

@@ -69,6 +69,12 @@ class Classifier(nn.Module):
             self.register_buffer("char_ngrams", torch.full((encoder.vocab_size, MAX_CHAR_GRAMS), wide_buckets))
             for table in (self.wide_unigram, self.wide_bigram, self.wide_char):
                 nn.init.zeros_(table.weight)
+            # Inverse document frequency of each feature, set by sora.training.wide.fit_wide (1 = plain counts; 0 =
+            # never seen in training, left out of the norm as scikit-learn's vocabulary leaves it out). The tables
+            # hold weight x idf, so these only scale the L2 norm of the text's tf-idf vector.
+            self.register_buffer("idf_unigram", torch.ones(encoder.vocab_size))
+            self.register_buffer("idf_bigram", torch.ones(wide_buckets))
+            self.register_buffer("idf_char", torch.ones(wide_buckets + 1))
 
     def set_char_ngrams(self, table: torch.Tensor) -> None:
         """(vocab_size, MAX_CHAR_GRAMS) bucket ids per token, wide_buckets where a token has fewer n-grams."""
@@ -86,8 +92,9 @@ class Classifier(nn.Module):
         return words + [self.encoder.vocab_size + b for b in bigrams] + chars
 
     def wide(self, ids: torch.Tensor) -> torch.Tensor:
-        """Logits of the bag of n-grams (B, C): sum of feature weights / sqrt(feature count), the scaling
-        that L2-normalised term counts give a linear model. Position 0 ([CLS]) and padding are not words."""
+        """Logits of the bag of n-grams (B, C): a linear model over the text's tf-idf vector, L2-normalised.
+        The norm sums idf^2 once per occurrence (exact when no feature repeats), which needs no de-duplication
+        inside the batch. Position 0 ([CLS]) and padding are not words."""
         real = ids.ne(self.encoder.pad_id)
         real[:, 0] = False
         pairs = real[:, :-1] & real[:, 1:]
@@ -99,8 +106,9 @@ class Classifier(nn.Module):
         # Looked up as (B, T * grams): the int8 embedding kernel takes 1- or 2-d indices only.
         chars = self.wide_char(grams.flatten(1)).view(*grams.shape, -1)
         total = total + (chars * has_gram.unsqueeze(-1)).sum((1, 2))
-        count = real.sum(1) + pairs.sum(1) + has_gram.sum((1, 2))
-        return total / count.clamp(min=1).sqrt().unsqueeze(-1).to(total.dtype)
+        norm2 = (self.idf_unigram[ids].square() * real).sum(1) + (self.idf_bigram[buckets].square() * pairs).sum(1)
+        norm2 = norm2 + (self.idf_char[grams].square() * has_gram).sum((1, 2))
+        return total / norm2.clamp(min=1).sqrt().unsqueeze(-1).to(total.dtype)
 
     def forward(self, ids: torch.Tensor, embeds: torch.Tensor | None = None) -> torch.Tensor:
         h = self.encoder(ids, embeds)

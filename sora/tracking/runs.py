@@ -158,15 +158,21 @@ def create_parent_run(
     return client.create_run(exp_id, tags=all_tags, run_name=name).info.run_id
 
 
-def finish_parent_run(params: Params, run_id: str, records: list[dict], failed: bool) -> None:
-    """Close the flow's parent run: FINISHED or FAILED, with each stage's status and wall time."""
+def finish_parent_run(params: Params, run_id: str, records: list[dict], failed: bool) -> bool:
+    """Close the flow's parent run: FINISHED or FAILED, with each stage's status and wall time. A run in which
+    no stage ran and nothing failed is deleted instead (a daily schedule would otherwise add 365 empty runs a
+    year); returns whether the run was kept."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri(params))
+    if not failed and not any(rec["status"] == "ran" for rec in records):
+        client.delete_run(run_id)
+        return False
     for rec in records:
         client.set_tag(run_id, f"sora.stage.{rec['stage']}", rec["status"])
         client.log_metric(run_id, f"stage_seconds.{rec['stage']}", rec["seconds"])
     client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")
+    return True
 
 
 def resolve_parent_run(params: Params) -> str:

@@ -15,19 +15,42 @@ from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 
 
-def design_matrix(model, id_lists: Sequence[Sequence[int]]) -> sparse.csr_matrix:
-    """Rows of counts / sqrt(feature count): the scaling wide() applies."""
-    rows, cols, vals = [], [], []
+def column_idf(model) -> np.ndarray:
+    """The model's idf buffers laid out as the design matrix's columns (unigrams, bigrams, character n-grams)."""
+    parts = (model.idf_unigram, model.idf_bigram, model.idf_char[: model.wide_buckets])
+    return torch.cat(parts).double().numpy()
+
+
+def occurrences(model, id_lists: Sequence[Sequence[int]]) -> sparse.csr_matrix:
+    """Term counts: one row per text, one column per wide feature (duplicates summed)."""
+    rows, cols = [], []
     table = model.char_ngrams.tolist()
     for r, ids in enumerate(id_lists):
         columns = model.wide_columns(list(ids), table)
-        if not columns:
-            continue
         rows.extend([r] * len(columns))
         cols.extend(columns)
-        vals.extend([1.0 / np.sqrt(len(columns))] * len(columns))
     shape = (len(id_lists), model.encoder.vocab_size + 2 * model.wide_buckets)
-    return sparse.csr_matrix((vals, (rows, cols)), shape=shape)
+    return sparse.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=shape)
+
+
+def design_matrix(model, id_lists: Sequence[Sequence[int]]) -> sparse.csr_matrix:
+    """Rows of count x idf / sqrt(sum of idf^2 over occurrences): what wide() computes before the weights."""
+    counts, idf = occurrences(model, id_lists), column_idf(model)
+    norm = np.sqrt(np.maximum(np.asarray(counts @ idf**2).ravel(), 1.0))
+    return sparse.diags(1.0 / norm) @ counts @ sparse.diags(idf)
+
+
+def set_idf(model, counts: sparse.csr_matrix) -> None:
+    """Smoothed idf (scikit-learn's: ln((1 + n) / (1 + df)) + 1) of every feature seen in `counts`; features never
+    seen get 0, so they stay out of the norm, as words outside a TfidfVectorizer's vocabulary do."""
+    df = np.asarray((counts > 0).sum(0)).ravel()
+    idf = np.where(df > 0, np.log((1 + counts.shape[0]) / (1 + df)) + 1, 0.0)
+    vocab_size, buckets = model.encoder.vocab_size, model.wide_buckets
+    as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float32)
+    with torch.no_grad():
+        model.idf_unigram.copy_(as_tensor(idf[:vocab_size]))
+        model.idf_bigram.copy_(as_tensor(idf[vocab_size : vocab_size + buckets]))
+        model.idf_char[:buckets].copy_(as_tensor(idf[vocab_size + buckets :]))
 
 
 def fit_wide(
@@ -39,10 +62,12 @@ def fit_wide(
     Cs: Sequence[float],
     max_iter: int = 2000,
 ) -> dict[str, float]:
-    """Fit one logistic regression per C on train, keep the best on val accuracy, and copy it into the model's
-    wide tables (and head bias). Returns {"C": chosen, "val_acc": its val accuracy}."""
+    """Set the model's idf from train, fit one logistic regression per C on train's tf-idf features, keep the
+    best on val accuracy, and copy it into the model's wide tables (weights x idf) and head bias. Returns {"C":
+    chosen, "val_acc": its val accuracy}."""
     if not model.wide_buckets:
         raise ValueError("the model has no wide part (model.wide_buckets is 0)")
+    set_idf(model, occurrences(model, train_ids))
     x_train, x_val = design_matrix(model, train_ids), design_matrix(model, val_ids)
     best = None
     for C in Cs:
@@ -59,6 +84,7 @@ def fit_wide(
         coef, bias = lr.coef_.T, lr.intercept_
     if coef.shape[1] != num_classes:
         raise ValueError(f"the labels have {coef.shape[1]} classes, the model {num_classes}")
+    coef = coef * column_idf(model)[:, None]  # wide() multiplies no idf in: the tables carry it
     vocab_size, buckets = model.encoder.vocab_size, model.wide_buckets
     as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float32)
     with torch.no_grad():
