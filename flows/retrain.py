@@ -82,12 +82,21 @@ def _env(parent_run_id: str | None) -> dict[str, str]:
     return env | ({"SORA_PARENT_RUN_ID": parent_run_id} if parent_run_id else {})
 
 
+# DVC's reminders to `git add` dvc.lock after every stage: noise in a flow run (kept in the stage's log file)
+DVC_HINTS = (
+    "To track the changes with git, run:",
+    "git add ",
+    "To enable auto staging, run:",
+    "dvc config core.autostage",
+)
+
+
 def _pump(proc: subprocess.Popen, log_path: Path, tail: deque[str], logger) -> None:
     with open(log_path, "w", encoding="utf-8") as log:
         for line in proc.stdout:
             log.write(line)
             shown = line.rstrip("\n").split("\r")[-1].rstrip()  # a progress bar's last frame
-            if shown:
+            if shown and not shown.lstrip().startswith(DVC_HINTS):
                 tail.append(shown)
                 logger.info(shown[:1000])
 

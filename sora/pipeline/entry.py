@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -92,13 +93,6 @@ class StageContext:
         return [lightning_logger(self.params, self.mlflow.active_run().info.run_id)]
 
 
-def progress_bar():
-    """A rich progress bar for long loops inside a stage."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-
-
 def require(*paths: Path) -> None:
     missing = [str(p) for p in paths if not Path(p).exists()]
     if missing:
@@ -123,9 +117,19 @@ def _tracked(spec: StageSpec, params: Params) -> Iterator[Any]:
         yield mlflow
 
 
+# Library warnings seen in every run that ask nothing of a Sora user (they repeat in each stage's log)
+KNOWN_WARNINGS = (
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning's own use of a torch API
+    r"Hint: Inferred schema contains integer column",  # the served model's output has an int label column
+    r"The specified dataset source can be interpreted in multiple ways",  # MLflow datasets from local paths
+)
+
+
 def stage_main(name: str, run: Callable[[StageContext], None], argv: list[str] | None = None) -> None:
     """Run stage `name`; known input/config problems become one line on stderr and exit 1 (no traceback)."""
     (INPUT_ERRORS / name).unlink(missing_ok=True)
+    for message in KNOWN_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
     # SIGTERM (a task timeout, `kill`) unwinds like Ctrl-C, so the stage's MLflow run is closed as KILLED
     # instead of left RUNNING; kill -9 cannot be caught, and the next start closes those runs.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

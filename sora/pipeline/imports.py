@@ -87,7 +87,8 @@ def pinned_requirements(packages: set[str]) -> list[str]:
 
 
 # Modules that cannot change what a stage computes: package markers, the entry wrapper and dvc.yaml reader,
-# MLflow logging, atomic writes and the params schema (the values it validates are DVC params already).
+# MLflow logging, atomic writes, progress lines and the params schema (the values it validates are DVC params
+# already).
 BOOKKEEPING = {
     "sora/__init__.py",
     "sora/stages/__init__.py",
@@ -101,6 +102,7 @@ BOOKKEEPING = {
     "sora/tracking/relocate.py",
     "sora/ranks.py",
     "sora/io.py",
+    "sora/progress.py",
     "sora/config.py",
     "sora/errors.py",
 }

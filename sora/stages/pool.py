@@ -11,7 +11,8 @@ import pandas as pd
 from sora.data.preprocess import add_tokens, clean_unlabeled
 from sora.errors import DataError
 from sora.io import write_json, write_parquet
-from sora.pipeline.entry import StageContext, progress_bar, require, stage_main
+from sora.pipeline.entry import StageContext, require, stage_main
+from sora.progress import progress
 
 
 def run(ctx: StageContext) -> None:
@@ -28,9 +29,8 @@ def run(ctx: StageContext) -> None:
     )
     if pool.empty:
         raise DataError(f"{args.unlabeled}: no unlabeled text left for the pool (dropped: {dropped})")
-    with progress_bar() as bar:
-        task = bar.add_task("tokenising the pool (spaCy zh+jieba / en)", total=len(pool))
-        pool = add_tokens(pool, lambda n: bar.advance(task, n))
+    with progress("tokenising the pool (spaCy zh+jieba / en)", len(pool)) as bar:
+        pool = add_tokens(pool, bar.advance)
     write_parquet(args.out, pool)
     metrics = {
         "texts": {lang: int((pool["lang"] == lang).sum()) for lang in ("zh", "en")},

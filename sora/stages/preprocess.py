@@ -10,7 +10,8 @@ from sora.config import Params
 from sora.data.preprocess import REJECT_COLUMNS, REJECT_REASONS, add_tokens, clean_labeled, hash_split, near_duplicates
 from sora.errors import DataError
 from sora.io import write_json, write_parquet
-from sora.pipeline.entry import StageContext, progress_bar, require, stage_main
+from sora.pipeline.entry import StageContext, require, stage_main
+from sora.progress import progress
 
 SPLITS = ("train", "val", "test")
 LANGS = ("zh", "en")
@@ -33,9 +34,8 @@ def preprocess(params: Params, raw_dir: Path, out: Path) -> dict:
                 "empty; add data or change preprocess.val_fraction/test_fraction"
             )
 
-    with progress_bar() as bar:
-        task = bar.add_task("tokenising (spaCy zh+jieba / en)", total=len(rows))
-        splits = {name: add_tokens(frame, lambda n: bar.advance(task, n)) for name, frame in splits.items()}
+    with progress("tokenising (spaCy zh+jieba / en)", len(rows)) as bar:
+        splits = {name: add_tokens(frame, bar.advance) for name, frame in splits.items()}
 
     ingest_rejects = pd.read_parquet(raw_dir / "rejected.parquet").reindex(columns=REJECT_COLUMNS)
     rejects = pd.concat([ingest_rejects, cleaned.rejects.reindex(columns=REJECT_COLUMNS)], ignore_index=True)

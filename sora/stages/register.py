@@ -48,6 +48,21 @@ def gate_inputs(scores: dict, baseline_metrics_path: Path, test_path: Path) -> t
     return candidate, baseline, majority
 
 
+def version_description(variant: str, by_lang: dict, baseline_acc: dict, decision, hashes: dict) -> str:
+    """What the registry shows for a version: the model, its test accuracy beside the TF-IDF baseline, the data
+    it was trained and tested on (DVC hashes), and the gate's decision."""
+    scores = "; ".join(
+        f"{lang} {acc:.3f} (TF-IDF baseline {baseline_acc.get(lang, float('nan')):.3f})"
+        for lang, acc in sorted(by_lang.items())
+    )
+    data = ", ".join(f"{path} {md5[:8]}" for path, md5 in sorted(hashes.items()) if md5)
+    verdict = "promoted to champion" if decision.promote else "kept as candidate"
+    return (
+        f"Sora {variant} classifier (pruned, distilled wide-and-deep Transformer). Test accuracy: {scores}. "
+        f"Data (DVC md5): {data}. Gate: {verdict}: {decision.reason}"
+    )
+
+
 def register(
     params: Params, mlflow, bundle: Path, prune_metrics_path: Path, baseline_metrics_path: Path, test_path: Path,
     lineage_paths,
@@ -83,7 +98,7 @@ def register(
     example = pd.DataFrame({"text": EXAMPLE})
     signature = infer_signature(example, load_bundle(bundle).predict_frame(EXAMPLE))
     info = mlflow.pyfunc.log_model(
-        name="model",
+        name=r.model_name,
         **model_files(bundle),
         signature=signature,
         input_example=example,
@@ -91,6 +106,10 @@ def register(
         registered_model_name=r.model_name,
     )
     version = str(info.registered_model_version)
+    # the logged model's own metrics (MLflow 3): shown on its page and on the version's
+    mlflow.log_metrics(
+        {**candidate, **{f"test_acc_{lang}": acc for lang, acc in by_lang.items()}}, model_id=info.model_id
+    )
     champion_version, champion = champion_metrics(client, r.model_name, f"dvc.md5.{test_path}")
     hashes = dvc_hashes(lineage_paths)
     test_md5 = hashes.get(str(test_path))
@@ -126,6 +145,9 @@ def register(
         lineage[f"dvc.md5.{path}"] = md5
     for key, value in lineage.items():
         client.set_model_version_tag(r.model_name, version, key, str(value))
+    client.update_model_version(
+        r.model_name, version, description=version_description(variant, by_lang, baseline_acc, decision, hashes)
+    )
     client.set_registered_model_alias(r.model_name, "candidate", version)
     if decision.promote:
         client.set_registered_model_alias(r.model_name, "champion", version)

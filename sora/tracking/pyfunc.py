@@ -57,7 +57,9 @@ class SoraModel(mlflow.pyfunc.PythonModel):
         inference_threads()
         self.predictor = load_bundle(context.artifacts[BUNDLE])
 
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+    # MLflow hands predict a DataFrame shaped by the signature (a `text` column); the hint says so, and a
+    # DataFrame hint is one MLflow takes without asking for a schema from it.
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         return self.predictor.predict_frame(texts_from_input(model_input))
 
 

@@ -256,7 +256,8 @@ def stage_run(spec: StageSpec, params: Params) -> Iterator[Any]:
         tags["git.dirty"] = str(git_dirty())
     status = "FAILED"
     try:
-        with mlflow.start_run(experiment_id=exp_id, run_name=spec.name, tags=tags):
+        # system metrics (CPU, memory, disk; GPU where there is one) every 10 s, beside the stage's own metrics
+        with mlflow.start_run(experiment_id=exp_id, run_name=spec.name, tags=tags, log_system_metrics=True):
             mlflow.log_params(flat_params(declared_params(params, spec)))
             mlflow.log_dict(params.model_dump(by_alias=True), "resolved_params.yaml")
             hashes = dvc_hashes(spec.data_deps)

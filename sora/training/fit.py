@@ -108,6 +108,7 @@ def fit_resumable(
     Curves go to MLflow (through `loggers`) and, per step, to dvclive TSVs in the work dir (the DVC plots).
     Returns the trainer and the wall time in seconds."""
     from dvclive.lightning import DVCLiveLogger
+    from lightning.pytorch.callbacks import LearningRateMonitor
 
     from sora.training.trainer import build_trainer, checkpoint_callbacks
 
@@ -121,7 +122,7 @@ def fit_resumable(
         trainer_params,
         max_epochs,
         work.dir,
-        callbacks=checkpoint_callbacks(work.dir, monitor, mode, patience),
+        callbacks=[*checkpoint_callbacks(work.dir, monitor, mode, patience), LearningRateMonitor("step")],
         logger=[*(loggers or []), curves],
         val_check_interval=1 / val_checks_per_epoch,
     )

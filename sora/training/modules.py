@@ -277,10 +277,15 @@ class ClassifierModule(L.LightningModule):
                 wide.append(p)
             else:
                 (decay if p.ndim >= 2 and not name.endswith("pos.weight") else no_decay).append(p)
-        groups = [{"params": decay, "weight_decay": h.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        for params, scale in ((tok, h.get("embedding_lr_scale", 1.0)), (wide, h.get("wide_lr_scale", 1.0))):
+        # Named, so the learning-rate curves (LearningRateMonitor) say which group they follow.
+        groups = [
+            {"params": decay, "weight_decay": h.weight_decay, "name": "weights"},
+            {"params": no_decay, "weight_decay": 0.0, "name": "biases_norms"},
+        ]
+        scaled = (("embeddings", tok, h.get("embedding_lr_scale", 1.0)), ("wide", wide, h.get("wide_lr_scale", 1.0)))
+        for group, params, scale in scaled:
             if params:
-                groups.append({"params": params, "weight_decay": 0.0, "lr": h.lr * scale})
+                groups.append({"params": params, "weight_decay": 0.0, "lr": h.lr * scale, "name": group})
         opt = torch.optim.AdamW(groups, lr=h.lr)
         if self.warm_optimizer_state is not None:
             warm_start(opt, self.warm_optimizer_state, self.hparams.lr)

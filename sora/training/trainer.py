@@ -33,8 +33,14 @@ def build_trainer(
     enable_progress_bar: bool = True,
     **extra: Any,
 ) -> L.Trainer:
-    """L.Trainer from TrainerParams. `extra` goes straight to L.Trainer (e.g. limit_train_batches in tests)."""
+    """L.Trainer from TrainerParams. `extra` goes straight to L.Trainer (e.g. limit_train_batches in tests).
+    When the output is not a terminal the progress is timed lines (a bar would show only its last frame)."""
+    from sora.progress import on_terminal
+    from sora.training.progress_bar import LineProgressBar
+
     p = trainer_params
+    if enable_progress_bar and not on_terminal():
+        callbacks = [*callbacks, LineProgressBar()]
     return L.Trainer(
         accelerator=p.accelerator,
         devices=p.devices,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from sora.evaluation.attacks.greedy import greedy_attack
 from sora.evaluation.attacks.registry import ATTACKS, EDITS, attacks_for
 from sora.evaluation.attacks.results import SUITE_COLUMNS, AttackResult, AttackSummary, summarise, worst_case
 from sora.evaluation.attacks.scoring import PredictProba, predict
+from sora.progress import progress as progress_of
 
 LANGS = ("zh", "en")
 
@@ -102,26 +104,19 @@ def run_suite(
         total += sum(len(greedy_js(js)) for js in by_lang.values())
 
     rows: list[dict] = []
-    bar = None
-    if progress:
-        from rich.progress import Progress
+    with progress_of("attacks", total) if progress else nullcontext() as bar:
 
-        bar = Progress(transient=False)
-        bar.start()
-    task = bar.add_task("attacks", total=total) if bar else None
+        def tick(k: int) -> None:
+            if bar is not None:
+                bar.advance(k)
 
-    def tick(k: int) -> None:
-        if bar is not None:
-            bar.advance(task, k)
-
-    try:
         for lg, js in by_lang.items():
             sub = [items[j] for j in js]
             clean = clean_all[js]
             per_attack = []
             for name in attacks_for(lg):
                 if bar is not None:
-                    bar.update(task, description=f"{name}")
+                    bar.describe(name)
                 res = _run_simple(name, sub, clean, predict_proba, budget, seed, batch_size, tick)
                 per_attack.append(res)
                 rows.append(summarise(name, lg, res).as_row())
@@ -132,16 +127,13 @@ def run_suite(
             if include_greedy:
                 gj = greedy_js(js)
                 if bar is not None:
-                    bar.update(task, description=f"greedy ({lg})")
+                    bar.describe(f"greedy ({lg})")
                 greedy_items = [items[j] for j in gj]
                 res = _run_greedy(
                     greedy_items, clean_all[gj], predict_proba, budget, seed, batch_size, max_candidates, tick
                 )
                 rows.append(summarise("greedy", lg, res).as_row())
                 record("greedy", lg, greedy_items, res)
-    finally:
-        if bar is not None:
-            bar.stop()
     table = pd.DataFrame(rows, columns=SUITE_COLUMNS)
     if not with_outcomes:
         return table
