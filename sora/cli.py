@@ -291,7 +291,7 @@ def predict(
     if output_file is None:
         for row in result.itertuples():
             preview = row.text if len(row.text) <= 60 else row.text[:57] + "..."
-            typer.echo(f"{row.label}\t{row.probability:.3f}\t{preview}")
+            typer.echo(f"{row.label_name}\t{row.probability:.3f}\t{preview}")
         return
     try:
         write_predictions(result, output_file)

@@ -58,12 +58,24 @@ class PreprocessParams(Block):
     val_fraction: float = Field(gt=0, lt=0.5)
     test_fraction: float = Field(gt=0, lt=0.5)
     seed: int  # salts the hash that assigns each text to train/val/test
+    class_names: list[str] = Field(min_length=2)  # what labels 0, 1, ... are called in outputs and figures
 
     @model_validator(mode="after")
     def _limits(self) -> PreprocessParams:
         if self.min_chars > self.max_chars:
             raise ValueError("min_chars must be <= max_chars")
+        if len(set(self.class_names)) < len(self.class_names) or not all(n.strip() for n in self.class_names):
+            raise ValueError(f"class_names must be distinct and non-empty, got {self.class_names}")
         return self
+
+    def names_for(self, num_classes: int) -> list[str]:
+        """The class names of a model with `num_classes` outputs; a count that differs is a config error."""
+        if len(self.class_names) != num_classes:
+            raise ConfigError(
+                f"params.yaml: 'preprocess.class_names' has {len(self.class_names)} names "
+                f"({', '.join(self.class_names)}) but the labels have {num_classes} classes: give one name per label"
+            )
+        return list(self.class_names)
 
 
 class VocabParams(Block):

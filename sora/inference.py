@@ -64,8 +64,10 @@ class Predictor:
         batch_size: int = 256,
         cache_tokens: bool = False,
         max_batch_tokens: int = 1024,
+        class_names: Sequence[str] | None = None,
     ):
         self.model = model.eval()
+        self.class_names = list(class_names) if class_names else None
         self.vocab, self.max_len, self.batch_size, self.cache_tokens = vocab, max_len, batch_size, cache_tokens
         # Padded tokens per forward pass. Small batches keep activations in cache and off fresh pages: at 8,192
         # tokens a (tokens x 384) fp32 buffer is 12 MB and every layer paid page faults on it (one thread, 256
@@ -139,16 +141,20 @@ class Predictor:
         return self.predict_ids(self.encode(texts, langs))
 
     def predict_frame(self, texts: Sequence[str]):
-        """What `sora predict` and the MLflow pyfunc return: label, probability, prob_<k>, detected lang
+        """What `sora predict` and the MLflow pyfunc return: label (0, 1, ...), label_name and prob_<name> (the
+        class names the bundle carries, else the numbers), probability, detected lang
         ('unknown' for neither Chinese nor English) and truncated (the text is longer than the model reads, so
         only its beginning was classified) per text, as a DataFrame."""
         import pandas as pd
 
         langs, ids, truncated = self._encode(texts)  # the detected languages serve the tokeniser and the table
         probs = self.predict_ids(ids)
-        out = pd.DataFrame({"label": probs.argmax(1).astype("int64"), "probability": probs.max(1).astype("float64")})
+        names = self.class_names or [str(k) for k in range(probs.shape[1])]
+        label = probs.argmax(1).astype("int64")
+        out = pd.DataFrame({"label": label, "label_name": [names[k] for k in label]})
+        out["probability"] = probs.max(1).astype("float64")
         for k in range(probs.shape[1]):
-            out[f"prob_{k}"] = probs[:, k].astype("float64")
+            out[f"prob_{names[k]}"] = probs[:, k].astype("float64")
         out["lang"] = [lang or "unknown" for lang in langs]
         out["truncated"] = truncated
         return out
@@ -193,4 +199,6 @@ def load_bundle(directory, batch_size: int = 256, quantize: bool | None = None) 
     model.eval()
     if (config.get("quantize") == "int8") if quantize is None else quantize:
         model = quantize_dynamic_int8(model, quantize_embeddings=True)
-    return Predictor(model, Vocab.load(directory / "vocab.json"), config["model_params"]["max_len"], batch_size)
+    max_len = config["model_params"]["max_len"]
+    vocab = Vocab.load(directory / "vocab.json")
+    return Predictor(model, vocab, max_len, batch_size, class_names=config.get("class_names"))

@@ -83,7 +83,13 @@ def bundle(tmp_path_factory, tiny_model):
         folder,
         model,
         vocab,
-        {"vocab_size": len(vocab), "pad_id": vocab.pad_id, "num_classes": 2, "model_params": params},
+        {
+            "vocab_size": len(vocab),
+            "pad_id": vocab.pad_id,
+            "num_classes": 2,
+            "model_params": params,
+            "class_names": ["negative", "positive"],
+        },  # fmt: skip
     )
     return folder
 

@@ -85,3 +85,14 @@ def test_the_user_data_folder_is_what_ingest_tracks():
     from sora.pipeline.spec import pipeline_stages
 
     assert USER_DATA_DIR in pipeline_stages(REPO_PARAMS.parent / "dvc.yaml")["ingest"].deps
+
+
+def test_class_names_must_match_the_labels_and_be_distinct():
+    from sora.config import ConfigError, load_params
+
+    p = load_params().preprocess
+    assert p.names_for(2) == ["negative", "positive"]
+    with pytest.raises(ConfigError, match="'preprocess.class_names' has 2 names .* but the labels have 3 classes"):
+        p.names_for(3)
+    with pytest.raises(ConfigError, match="class_names must be distinct"):
+        load_params(overrides={"preprocess": {"class_names": ["good", "good"]}})

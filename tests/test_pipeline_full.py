@@ -125,7 +125,8 @@ def test_registry_champion_and_predict(repo):
     mlflow.set_tracking_uri(f"sqlite:///{repo.path}/mlflow.db")
     model = mlflow.pyfunc.load_model("models:/sora@champion")
     out = model.predict(pd.DataFrame({"text": ["这部电影很好", "the movie was awful"]}))
-    assert list(out.columns[:2]) == ["label", "probability"] and len(out) == 2
+    assert list(out.columns[:3]) == ["label", "label_name", "probability"] and len(out) == 2
+    assert set(out["label_name"]) <= {"negative", "positive"}
     assert out["probability"].between(0.5, 1.0).all()
 
     cli = [sys.executable, "-m", "sora.cli", "predict"]

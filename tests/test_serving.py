@@ -136,6 +136,9 @@ def test_sora_model_is_logged_as_code_without_a_pickle(bundle, tmp_path, isolate
     assert Path(flavor["model_code_path"]).name == "served_model.py" and "python_model" not in flavor
     served = mlflow.pyfunc.load_model(str(folder)).predict(pd.DataFrame({"text": TEXTS}))
     assert served["lang"].tolist() == ["zh", "en"] and served["label"].isin([0, 1]).all()
+    # the bundle's class names: label_name and one prob_<name> column per class
+    assert list(served.columns[:5]) == ["label", "label_name", "probability", "prob_negative", "prob_positive"]
+    assert (served["label_name"] == served["label"].map({0: "negative", 1: "positive"})).all()
     assert served["probability"].between(0.5, 1.0).all()
     # `sora predict` reads the same folder without MLflow running it, and answers the same
     read = load_sora_model(folder).predict_frame(TEXTS)

@@ -96,8 +96,11 @@ def paired_comparison(outcomes_a: pd.DataFrame, outcomes_b: pd.DataFrame, a: str
     return pd.DataFrame(rows)
 
 
-def figures(results: dict[str, dict], robustness: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """PNG figures: confusion matrices, ROC, PR, reliability and robustness, one file each."""
+def figures(
+    results: dict[str, dict], robustness: pd.DataFrame, out_dir: Path, class_names: list[str] | None = None
+) -> list[Path]:
+    """PNG figures: confusion matrices (axes named by `class_names`), ROC, PR, reliability and robustness, one
+    file each."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,10 +113,14 @@ def figures(results: dict[str, dict], robustness: pd.DataFrame, out_dir: Path) -
     fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 4))
     for ax, name in zip(np.atleast_1d(axes), names):
         r = results[name]
-        cm = confusion_matrix(r["labels"], r["probs"].argmax(1))
+        k = r["probs"].shape[1]
+        cm = confusion_matrix(r["labels"], r["probs"].argmax(1), labels=range(k))
         ax.imshow(cm, cmap="Blues")
         for (i, j), v in np.ndenumerate(cm):
             ax.text(j, i, str(v), ha="center", va="center")
+        ticks = class_names if class_names and len(class_names) == k else [str(c) for c in range(k)]
+        ax.set_xticks(range(k), ticks)
+        ax.set_yticks(range(k), ticks)
         ax.set(title=f"{name}: confusion", xlabel="predicted", ylabel="actual")
     paths.append(_save(fig, out_dir / "confusion.png"))
 
@@ -135,6 +142,7 @@ def figures(results: dict[str, dict], robustness: pd.DataFrame, out_dir: Path) -
 
     if not robustness.empty:
         table = robustness.pivot_table(index=["lang", "attack"], columns="model", values="accuracy_under_attack")
+        table.index = [f"{lang}: {attack}" for lang, attack in table.index]
         fig, ax = plt.subplots(figsize=(10, 0.35 * len(table) + 1.5))
         table.plot.barh(ax=ax)
         ax.set(title="Accuracy under attack (test split)", xlabel="accuracy", xlim=(0, 1))

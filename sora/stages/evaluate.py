@@ -5,6 +5,7 @@ figures)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from sora.data.vocab import Vocab
@@ -31,6 +32,7 @@ def run(ctx: StageContext) -> None:
         checkpoints, args.test, args.vocab, e, threads=ctx.params.trainer.threads, processes=e.processes
     )
     out = args.plots
+    names = np.array(ctx.params.preprocess.names_for(next(iter(assessed.values()))[0].shape[1]))
     metrics: dict = {"test_n": len(test)}
     results, robustness, outcomes = {}, [], {}
     for name, (probs, table, per_example) in assessed.items():
@@ -40,7 +42,8 @@ def run(ctx: StageContext) -> None:
         robustness.append(table)
         for kind, frame in results[name]["curves"].items():
             write_csv(out / f"{kind}_{name}.csv", frame)
-        write_csv(out / f"confusion_{name}.csv", pd.DataFrame({"actual": labels, "predicted": probs.argmax(1)}))
+        confusion = pd.DataFrame({"actual": names[labels], "predicted": names[probs.argmax(1)]})
+        write_csv(out / f"confusion_{name}.csv", confusion)
         worst = metrics[name]["attack"].get("all_perturbations", {})
         metrics[name]["drop_under_attack"] = {
             lang: round(metrics[name][lang]["acc"] - worst[lang]["acc"], 5) for lang in worst
@@ -66,7 +69,7 @@ def run(ctx: StageContext) -> None:
         behaviour_tables.append(table.assign(model=name))
     write_csv(out / "behaviour.csv", pd.concat(behaviour_tables, ignore_index=True))
     write_json(args.metrics, metrics)
-    pngs = figures(results, robust, out)
+    pngs = figures(results, robust, out, list(names))
     pngs.append(behaviour_figure(metrics["distilled"]["behaviour"], out / "behaviour.png"))
     ctx.log_metrics(metrics)
     for png in pngs:

@@ -95,6 +95,7 @@ def run(ctx: StageContext) -> None:
         "pad_id": vocab.pad_id,
         "model_params": hp["model_params"],
         "num_classes": hp["num_classes"],
+        "class_names": params.preprocess.names_for(hp["num_classes"]),
         "quantize": "int8" if variant == "int8" else None,
         "variant": variant,
     }
