@@ -7,6 +7,7 @@ and turns known input and config problems into one line on stderr with exit stat
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -130,6 +131,7 @@ def stage_main(name: str, run: Callable[[StageContext], None], argv: list[str] |
     (INPUT_ERRORS / name).unlink(missing_ok=True)
     for message in KNOWN_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # "started/stopped monitoring" lines
     # SIGTERM (a task timeout, `kill`) unwinds like Ctrl-C, so the stage's MLflow run is closed as KILLED
     # instead of left RUNNING; kill -9 cannot be caught, and the next start closes those runs.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -64,15 +64,22 @@ def setup_mlflow(params: Params):
     return mlflow, exp_id
 
 
-def git_dirty() -> bool | None:
-    """True when tracked files differ from the commit (the commit alone does not reproduce the run)."""
+def changed_since_commit() -> list[str] | None:
+    """Tracked files that differ from the commit, leaving out what the pipeline itself writes (dvc.lock and every
+    stage's outs, metrics and plots, as dvc.yaml declares them): a non-empty list means the commit alone does
+    not reproduce the run. None when git cannot say."""
+    from sora.pipeline.spec import pipeline_stages
+
+    written = {"dvc.lock"} | {out for spec in pipeline_stages().values() for out in spec.outs}
+    excludes = [f":(exclude){path}" for path in sorted(written)]
     try:
         out = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10
-        )
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *excludes],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return bool(out.stdout.strip()) if out.returncode == 0 else None
+    return [line[3:] for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else None
 
 
 def git_commit() -> str | None:
@@ -253,7 +260,12 @@ def stage_run(spec: StageSpec, params: Params) -> Iterator[Any]:
     tags = {"mlflow.parentRunId": parent_id, "sora.stage": spec.name, "sora.kind": "stage", OWNER_TAG: process_key()}
     if commit := git_commit():
         tags["mlflow.source.git.commit"] = commit
-        tags["git.dirty"] = str(git_dirty())
+        changed = changed_since_commit()
+        tags["git.dirty"] = str(bool(changed)) if changed is not None else "unknown"
+        if changed:
+            tags["git.changed_files"] = ", ".join(changed[:20]) + (
+                f" (+{len(changed) - 20} more)" if len(changed) > 20 else ""
+            )
     status = "FAILED"
     try:
         # system metrics (CPU, memory, disk; GPU where there is one) every 10 s, beside the stage's own metrics
