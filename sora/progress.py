@@ -2,7 +2,7 @@
 
 On a terminal: a rich bar. Through a pipe (`make pipeline > log`, DVC under the Prefect flow, whose lines
 become the flow run's log in the UI) a bar shows only its last frame, so there it is one plain line every
-SORA_PROGRESS_SECONDS (default 30) and one at the end: done/total, rate, ETA, and whatever the caller adds (a
+SORA_PROGRESS_SECONDS (default 20) and one at the end: done/total, rate, ETA, and whatever the caller adds (a
 loss). Lightning fits get the same through sora.training.progress_bar.LineProgressBar.
 """
 
@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-DEFAULT_SECONDS = 30.0
+DEFAULT_SECONDS = 20.0  # under the half minute a reader waits: a step of up to 10 s still shows in time
 
 
 def interval_seconds() -> float:

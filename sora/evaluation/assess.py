@@ -19,7 +19,9 @@ def load_predictor(ckpt: Path, vocab, batch_size: int):
     return Predictor(model, vocab, hp["model_params"]["max_len"], batch_size, cache_tokens=True)
 
 
-def attack_suite(predictor, test: pd.DataFrame, e: EvaluateParams, include_greedy: bool, progress: bool, **kwargs):
+def attack_suite(
+    predictor, test: pd.DataFrame, e: EvaluateParams, include_greedy: bool, progress: bool | str, **kwargs
+):
     """The bilingual attack suite on `test` with evaluate's budget, seed and batch size."""
     from sora.evaluation.attacks import run_suite
 
@@ -39,7 +41,7 @@ def attack_suite(predictor, test: pd.DataFrame, e: EvaluateParams, include_greed
 
 
 def assess(
-    ckpt: Path, test_path: Path, vocab_path: Path, e: EvaluateParams, threads: int, progress: bool
+    ckpt: Path, test_path: Path, vocab_path: Path, e: EvaluateParams, threads: int, progress: bool | str
 ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """One model: clean test probabilities, its robustness table and per-example outcomes (clean included).
     Runs in a worker process of its own when there are several, so it loads its own inputs (nothing large
@@ -74,19 +76,24 @@ def assess_all(
     names = list(checkpoints)
     processes = min(processes, len(names))
     if processes <= 1:
-        results = {n: assess(checkpoints[n], test_path, vocab_path, e, threads, True) for n in names}
+        results = {n: assess(checkpoints[n], test_path, vocab_path, e, threads, f"attacks on {n}") for n in names}
     else:
         from concurrent.futures import ProcessPoolExecutor
         from multiprocessing import get_context
 
+        from sora.progress import on_terminal
+
         per_process = max(1, (threads or os.cpu_count() or 1) // processes)
         # spawn, not fork: a forked copy of a process that already runs torch's thread pool can deadlock.
         with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
-            # Only the first model draws a progress bar: two bars from two processes would garble the log.
+            # On a terminal only the first model draws a bar (two bars from two processes would garble it);
+            # progress lines name their model, so through a pipe every process reports.
+            lines = not on_terminal()
             futures = {
-                n: pool.submit(assess, checkpoints[n], test_path, vocab_path, e, per_process, i == 0)
+                n: pool.submit(assess, checkpoints[n], test_path, vocab_path, e, per_process,
+                               f"attacks on {n}" if i == 0 or lines else False)
                 for i, n in enumerate(names)
-            }
+            }  # fmt: skip
             results = {n: f.result() for n, f in futures.items()}
     return {n: (probs, table.assign(model=n), outcomes) for n, (probs, table, outcomes) in results.items()}
 

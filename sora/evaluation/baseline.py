@@ -37,20 +37,26 @@ class TunedClassical:
         self.chosen_C: dict[str, float] = {}
 
     def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> TunedClassical:
-        for lang in sorted(train["lang"].unique()):
-            tr, va = train[train["lang"] == lang], val[val["lang"] == lang]
-            if tr["label"].nunique() < 2:
-                continue
-            views = TUNED_VIEWS[lang]().fit(tr["text"])
-            x_tr = views.transform(tr["text"])
-            best = None
-            for C in self.Cs:
-                lr = LogisticRegression(C=C, max_iter=self.max_iter).fit(x_tr, tr["label"])
-                acc = float((lr.predict(views.transform(va["text"])) == va["label"]).mean()) if len(va) else 0.0
-                if best is None or acc > best[0]:
-                    best = (acc, C, lr)
-            self.models[lang] = make_pipeline(views, best[2])
-            self.chosen_C[lang] = best[1]
+        from sora.progress import progress
+
+        langs = sorted(train["lang"].unique())
+        with progress("tuned classical: fits (C on val)", len(langs) * len(self.Cs)) as bar:
+            for lang in langs:
+                tr, va = train[train["lang"] == lang], val[val["lang"] == lang]
+                if tr["label"].nunique() < 2:
+                    bar.advance(len(self.Cs))
+                    continue
+                views = TUNED_VIEWS[lang]().fit(tr["text"])
+                x_tr = views.transform(tr["text"])
+                best = None
+                for C in self.Cs:
+                    lr = LogisticRegression(C=C, max_iter=self.max_iter).fit(x_tr, tr["label"])
+                    acc = float((lr.predict(views.transform(va["text"])) == va["label"]).mean()) if len(va) else 0.0
+                    if best is None or acc > best[0]:
+                        best = (acc, C, lr)
+                    bar.advance(1)
+                self.models[lang] = make_pipeline(views, best[2])
+                self.chosen_C[lang] = best[1]
         return self
 
     def predict_proba(self, frame: pd.DataFrame, num_classes: int) -> np.ndarray:

@@ -72,14 +72,16 @@ class StageContext:
         return WORK_ROOT / self.spec.name
 
     def log_metrics(self, metrics: dict[str, Any]) -> None:
-        """Nested metrics as MLflow metrics with dotted names (`finetuned.zh.acc`); numbers only."""
+        """Nested metrics as MLflow metrics with dotted names under `summary/` (`summary/finetuned.zh.acc`);
+        numbers only. The prefix gives the stage's one-value results their own section of the run's charts,
+        apart from the training curves."""
         if self.mlflow is not None:
             from sora.tracking.runs import flat_params
 
             numbers = {
                 k: v for k, v in flat_params(metrics).items() if isinstance(v, int | float) and not isinstance(v, bool)
             }
-            self.mlflow.log_metrics(numbers)
+            self.mlflow.log_metrics({f"{SUMMARY}/{k}": v for k, v in numbers.items()})
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         if self.mlflow is not None:
@@ -117,6 +119,8 @@ def _tracked(spec: StageSpec, params: Params) -> Iterator[Any]:
     with stage_run(spec, params) if is_rank_zero() else nullcontext(None) as mlflow:
         yield mlflow
 
+
+SUMMARY = "summary"  # MLflow metric prefix of a stage's final numbers
 
 # Library warnings seen in every run that ask nothing of a Sora user (they repeat in each stage's log)
 KNOWN_WARNINGS = (

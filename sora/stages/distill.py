@@ -43,6 +43,7 @@ def run(ctx: StageContext) -> None:
     predictor = Predictor(hardened, vocab, hp["model_params"]["max_len"], params.evaluate.batch_size)
     classical = TunedClassical(params.baseline.tuned_Cs, params.baseline.max_iter).fit(splits["train"], splits["val"])
     frames = {"train": splits["train"], "val": splits["val"], "test": splits["test"], "pool": pool}
+    print(f"distill: teacher members predict {sum(len(f) for f in frames.values())} texts", flush=True)
     members = {
         name: (
             predictor.predict_ids([vocab.encode(list(t), predictor.max_len) for t in frame["tokens"]]),

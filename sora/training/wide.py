@@ -14,6 +14,8 @@ import torch
 from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 
+from sora.progress import progress
+
 
 def column_idf(model) -> np.ndarray:
     """The model's idf buffers laid out as the design matrix's columns (unigrams, bigrams, character n-grams)."""
@@ -70,11 +72,13 @@ def fit_wide(
     set_idf(model, occurrences(model, train_ids))
     x_train, x_val = design_matrix(model, train_ids), design_matrix(model, val_ids)
     best = None
-    for C in Cs:
-        lr = LogisticRegression(C=C, max_iter=max_iter).fit(x_train, train_labels)
-        acc = float((lr.predict(x_val) == val_labels).mean())
-        if best is None or acc > best[0]:
-            best = (acc, C, lr)
+    with progress("wide part: logistic regressions (C on val)", len(Cs)) as bar:
+        for C in Cs:
+            lr = LogisticRegression(C=C, max_iter=max_iter).fit(x_train, train_labels)
+            acc = float((lr.predict(x_val) == val_labels).mean())
+            if best is None or acc > best[0]:
+                best = (acc, C, lr)
+            bar.advance(1)
     acc, C, lr = best
     num_classes = model.head.out_features
     if lr.coef_.shape[0] == 1:  # binary: softmax over (-z/2, z/2) equals sigmoid(z)

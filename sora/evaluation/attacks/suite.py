@@ -68,7 +68,7 @@ def run_suite(
     *,
     batch_size: int = 64,
     max_candidates: int = 32,
-    progress: bool = True,
+    progress: bool | str = True,
     with_outcomes: bool = False,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Every perturbation attack of each language present, an ``all_perturbations`` worst-case row per language
@@ -104,7 +104,8 @@ def run_suite(
         total += sum(len(greedy_js(js)) for js in by_lang.values())
 
     rows: list[dict] = []
-    with progress_of("attacks", total) if progress else nullcontext() as bar:
+    label = progress if isinstance(progress, str) else "attacks"  # a str names whose attacks these are
+    with progress_of(label, total) if progress else nullcontext() as bar:
 
         def tick(k: int) -> None:
             if bar is not None:
@@ -116,7 +117,7 @@ def run_suite(
             per_attack = []
             for name in attacks_for(lg):
                 if bar is not None:
-                    bar.describe(name)
+                    bar.describe(f"{label}: {name}")
                 res = _run_simple(name, sub, clean, predict_proba, budget, seed, batch_size, tick)
                 per_attack.append(res)
                 rows.append(summarise(name, lg, res).as_row())
@@ -127,7 +128,7 @@ def run_suite(
             if include_greedy:
                 gj = greedy_js(js)
                 if bar is not None:
-                    bar.describe(f"greedy ({lg})")
+                    bar.describe(f"{label}: greedy ({lg})")
                 greedy_items = [items[j] for j in gj]
                 res = _run_greedy(
                     greedy_items, clean_all[gj], predict_proba, budget, seed, batch_size, max_candidates, tick
