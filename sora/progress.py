@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,14 +36,22 @@ def _clock(seconds: float) -> str:
 
 
 class ProgressLines:
-    """Prints `label: done/total (pct), rate/s, elapsed, ETA[, extra]` at most every `interval` seconds."""
+    """Prints `label: done/total (pct), rate/s, elapsed, ETA[, extra]` every `interval` seconds: on an
+    advance once the interval has passed, and, with `ticker`, from a background thread when one step takes
+    longer than the interval (a slow fit still shows it is alive, with its elapsed time)."""
 
-    def __init__(self, label: str, total: int | None, interval: float | None = None, out=None):
+    def __init__(self, label: str, total: int | None, interval: float | None = None, out=None, ticker: bool = True):
         self.label, self.total = label, total
         self.interval = interval_seconds() if interval is None else interval
         self.out = out or sys.stdout
         self.done = 0
+        self.extra: Callable[[], str] | None = None
         self.start = self.last = time.monotonic()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, daemon=True) if ticker and self.interval > 0 else None
+        if self._ticker is not None:
+            self._ticker.start()
 
     def line(self, extra: str = "") -> str:
         elapsed = time.monotonic() - self.start
@@ -56,14 +65,31 @@ class ProgressLines:
     def describe(self, label: str) -> None:
         self.label = label
 
+    def _print_if_due(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self.last >= self.interval:
+                self.last = now
+                print(self.line(self.extra() if self.extra else ""), file=self.out, flush=True)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.interval / 4):
+            self._print_if_due()
+
     def advance(self, n: int = 1, extra: Callable[[], str] | None = None) -> None:
         self.done += n
-        now = time.monotonic()
-        if now - self.last >= self.interval:
-            self.last = now
-            print(self.line(extra() if extra else ""), file=self.out, flush=True)
+        if extra is not None:
+            self.extra = extra
+        self._print_if_due()
+
+    def close(self) -> None:
+        """Stop the ticker without a closing line (the work failed)."""
+        self._stop.set()
+        if self._ticker is not None and self._ticker is not threading.current_thread():
+            self._ticker.join()
 
     def finish(self, extra: str = "") -> None:
+        self.close()
         print(self.line(extra), file=self.out, flush=True)
 
 
@@ -90,5 +116,9 @@ def progress(label: str, total: int | None) -> Iterator[ProgressLines | _RichTas
             yield _RichTask(bar, bar.add_task(label, total=total))
         return
     lines = ProgressLines(label, total)
-    yield lines
+    try:
+        yield lines
+    except BaseException:
+        lines.close()
+        raise
     lines.finish()

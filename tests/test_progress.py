@@ -9,7 +9,7 @@ def test_lines_come_at_the_interval_with_counts_rate_and_eta(monkeypatch):
     now = [0.0]
     monkeypatch.setattr("sora.progress.time.monotonic", lambda: now[0])
     out = io.StringIO()
-    lines = ProgressLines("attacks", 100, interval=30, out=out)
+    lines = ProgressLines("attacks", 100, interval=30, out=out, ticker=False)
     for t in (10.0, 20.0, 31.0, 40.0, 62.0):  # 10 more done at each time
         now[0] = t
         lines.advance(10, extra=lambda: "loss 0.5")
@@ -19,6 +19,20 @@ def test_lines_come_at_the_interval_with_counts_rate_and_eta(monkeypatch):
     assert printed[0].startswith("attacks: 30/100 (30%), 1.0/s, 0:31 elapsed, ETA 1:12, loss 0.5")
     assert printed[1].startswith("attacks: 50/100 (50%)")
     assert printed[2].startswith("attacks: 50/100 (50%)") and len(printed) == 3
+
+
+def test_a_step_longer_than_the_interval_still_prints_lines():
+    import time
+
+    out = io.StringIO()
+    lines = ProgressLines("fitting", 2, interval=0.05, out=out)
+    lines.advance(1)
+    time.sleep(0.3)  # one slow step: the ticker keeps reporting
+    during = out.getvalue().splitlines()
+    lines.finish()
+    assert len(during) >= 3 and all(line.startswith("fitting: 1/2 (50%)") for line in during)
+    assert out.getvalue().splitlines()[-1].startswith("fitting: 1/2 (50%)")
+    assert not lines._ticker.is_alive()
 
 
 def test_progress_through_a_pipe_prints_lines_not_a_bar(capsys, monkeypatch):

@@ -46,6 +46,10 @@ class LineProgressBar(ProgressBar):
             metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(shown.items()))
             print(f"validation after epoch {trainer.current_epoch + 1}: {metrics}", flush=True)
 
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if self.lines is not None:
+            self.lines.close()
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._enabled and self.lines is not None and trainer.is_global_zero:
             self.lines.finish(self._loss(trainer))
