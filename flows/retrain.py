@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -36,7 +37,6 @@ from sora.pipeline.spec import pipeline_stages
 STATE_DIR = Path(".sora")
 FLOW_LOCK = STATE_DIR / "flow.lock"
 LOG_DIR = STATE_DIR / "logs"
-LOCK_FILE = Path("dvc.lock")
 TAIL_LINES = 30
 SKIP_MESSAGE = "skipped: previous run still in progress"
 
@@ -91,29 +91,36 @@ DVC_HINTS = (
 )
 
 
-def _pump(proc: subprocess.Popen, log_path: Path, tail: deque[str], logger) -> None:
+RAN = re.compile(r"^Running stage '([^']+)'")  # what DVC prints when it executes a stage's command
+
+
+def _pump(proc: subprocess.Popen, log_path: Path, tail: deque[str], logger, ran: set[str]) -> None:
     with open(log_path, "w", encoding="utf-8") as log:
         for line in proc.stdout:
             log.write(line)
             shown = line.rstrip("\n").split("\r")[-1].rstrip()  # a progress bar's last frame
+            if started := RAN.match(shown):
+                ran.add(started.group(1))
             if shown and not shown.lstrip().startswith(DVC_HINTS):
                 tail.append(shown)
                 logger.info(shown[:1000])
 
 
-def run_dvc(args: list[str], parent_run_id: str | None, log_name: str, logger) -> None:
+def run_dvc(args: list[str], parent_run_id: str | None, log_name: str, logger) -> set[str]:
     """`dvc ARGS` in its own process group, each output line to the Prefect log and .sora/logs/<log_name>.log.
-    The group is killed when this returns abnormally (task timeout, Ctrl-C), so no dvc child outlives it."""
+    The group is killed when this returns abnormally (task timeout, Ctrl-C), so no dvc child outlives it.
+    Returns the stages whose command DVC ran (not those it found up to date or restored from its cache)."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     logger.info("$ dvc " + " ".join(args))
     tail: deque[str] = deque(maxlen=TAIL_LINES)
+    ran: set[str] = set()
     proc = subprocess.Popen(
         [sys.executable, "-m", "dvc", *args], env=_env(parent_run_id), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True,
         preexec_fn=dies_with_this_process(),
     )  # fmt: skip
     log = LOG_DIR / f"{log_name}.log"
-    reader = threading.Thread(target=_pump, args=(proc, log, tail, logger), daemon=True)
+    reader = threading.Thread(target=_pump, args=(proc, log, tail, logger, ran), daemon=True)
     reader.start()
     try:
         # Short waits, never one blocking read: off the main thread (or under another SIGALRM user) Prefect
@@ -129,6 +136,7 @@ def run_dvc(args: list[str], parent_run_id: str | None, log_name: str, logger) -
         raise StageFailed(
             f"`dvc {' '.join(args)}` exited with {returncode}\n--- last lines ---\n{last}\n--- full log: {log}"
         )
+    return ran
 
 
 def registry_drift(params, register_stage) -> str | None:
@@ -147,30 +155,25 @@ def registry_drift(params, register_stage) -> str | None:
     return registry_mismatch(client, params.register_.model_name, read_json(recorded))
 
 
-def _lock_entry(stage: str) -> Any:
-    lock = yaml.safe_load(LOCK_FILE.read_text(encoding="utf-8")) if LOCK_FILE.exists() else None
-    return ((lock or {}).get("stages") or {}).get(stage)
-
-
 @task(name="dvc-stage", cache_policy=NO_CACHE)
 def run_stage(stage: str, force: bool, parent_run_id: str | None):
-    """`dvc repro --single-item STAGE`; the task ends Completed, or Completed named "Skipped" when DVC found
-    the stage up to date (its dvc.lock entry is unchanged)."""
+    """`dvc repro --single-item STAGE`; the task ends Completed, or Completed named "Skipped" when DVC did not
+    run the stage's command (up to date, or its outputs restored from the cache). A stage that ran and
+    reproduced its recorded outputs exactly (a fresh clone) ran: its dvc.lock entry alone would not say so."""
     from sora.pipeline.entry import INPUT_ERRORS
 
     marker = INPUT_ERRORS / stage
     marker.unlink(missing_ok=True)  # a marker left from an earlier run would stop retries of an unrelated failure
-    before = _lock_entry(stage)
     start = time.monotonic()
     try:
-        run_dvc(["repro", "--single-item", stage, *(["--force"] if force else [])], parent_run_id, stage,
-                get_run_logger())  # fmt: skip
+        ran = run_dvc(["repro", "--single-item", stage, *(["--force"] if force else [])], parent_run_id, stage,
+                      get_run_logger())  # fmt: skip
     except StageFailed:
         if marker.is_file():
             return _rejected(InputError(f"stage '{stage}': {marker.read_text(encoding='utf-8')}"))
         raise
     record = {"stage": stage, "seconds": round(time.monotonic() - start, 1)}
-    if not force and _lock_entry(stage) == before:
+    if stage not in ran:
         return Completed(name="Skipped", message=f"{stage}: up to date", data={**record, "status": "skipped"})
     return {**record, "status": "ran"}
 

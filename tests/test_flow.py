@@ -283,6 +283,13 @@ def test_run_skip_fail_resume(project):
     assert _counts() == (1, 3, 2) and Path("out/one.txt").stat().st_mtime_ns == one_mtime
     assert Path("out/two.txt").read_text() == "C=4.0 input=v2"
 
+    # 5. nothing in the DVC cache (as in a fresh clone): DVC reruns every stage, and each reproduces its dvc.lock
+    # entry exactly. They still ran, and the flow says so (an unchanged entry does not mean skipped).
+    shutil.rmtree(".dvc/cache")
+    fifth = retrain()
+    assert _statuses(fifth) == {"one": "ran", "two": "ran", "three": "ran"}, fifth
+    assert _counts() == (2, 4, 3) and fifth["parent_run_id"] is not None
+
 
 @pytest.mark.slow
 def test_input_errors_are_not_retried(project):
