@@ -19,7 +19,6 @@ from sora.errors import DataError
 from sora.io import atomic_path
 
 CACHE_DIR = Path(".sora/vega")
-TEMPLATE = CACHE_DIR / "offline-template.html"
 # (package, version, file inside the tarball, npm's dist.integrity)
 PACKAGES = (
     ("vega", "5.20.2", "package/build/vega.min.js",
@@ -76,8 +75,9 @@ def _script(name: str, version: str, member: str, integrity: str, cache: Path) -
 
 
 def offline_template(cache: Path = CACHE_DIR, packages: tuple = PACKAGES) -> Path:
-    """The template file, built (and the packages fetched) on first use."""
-    template = cache / TEMPLATE.name
+    """The template file, built (and the packages fetched) on first use. Its name carries the libraries'
+    versions, so changing PACKAGES builds a new one instead of reusing the old."""
+    template = cache / ("offline-template-" + "-".join(f"{name}{version}" for name, version, *_ in packages) + ".html")
     if not template.is_file():
         scripts = [_script(*package, cache) for package in packages]
         # "</script" inside the code would end the tag early; "{plot_divs}" would be replaced by DVC.
