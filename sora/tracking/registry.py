@@ -99,8 +99,10 @@ SORA_ALIASES = ("candidate", "champion")
 
 
 def remove_incomplete_versions(client, name: str) -> list[str]:
-    """Delete versions that a register run created but never finished (no COMPLETE_TAG), once the run that
-    made them is no longer RUNNING (the stranded-run check closes a killed one first).
+    """Delete versions that a register run created but did not see through: no COMPLETE_TAG, or a run that
+    ended KILLED/FAILED. A register killed after it marked its version complete still dies before DVC records
+    its outputs, so the rerun registers again; the stage's run status is the one fact that says it finished.
+    A RUNNING run is left alone (the stranded-run check closes a killed one first).
 
     The killed run may already have moved Sora's aliases: `candidate` goes with the version (the rerun sets
     it again) and `champion` goes back to the version it replaced. Versions not made by Sora's register
@@ -113,13 +115,18 @@ def remove_incomplete_versions(client, name: str) -> list[str]:
     except MlflowException:
         return removed
     for v in versions:
-        if COMPLETE_TAG in v.tags or not v.run_id:
+        if not v.run_id:
+            continue
+        try:
+            run = client.get_run(v.run_id)
+        except MlflowException:  # its run was deleted by hand (mlflow gc): nothing to judge it by
+            continue
+        if run.data.tags.get("sora.stage") != "register" or run.info.status == "RUNNING":
+            continue
+        if COMPLETE_TAG in v.tags and run.info.status == "FINISHED":
             continue
         aliases = client.get_model_version(name, v.version).aliases  # search results leave aliases out
         if set(aliases) - set(SORA_ALIASES):
-            continue
-        run = client.get_run(v.run_id)
-        if run.data.tags.get("sora.stage") != "register" or run.info.status == "RUNNING":
             continue
         if "champion" in aliases:
             previous = v.tags.get(PREVIOUS_CHAMPION_TAG, "")
