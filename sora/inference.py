@@ -65,8 +65,12 @@ class Predictor:
         cache_tokens: bool = False,
         max_batch_tokens: int = 1024,
         class_names: Sequence[str] | None = None,
+        ngram=None,
     ):
         self.model = model.eval()
+        # The n-gram half of a wide-and-deep bundle (sora.models.ngram.NgramModel): its logits, computed from
+        # the normalised text, are added to the network's.
+        self.ngram = ngram
         self.class_names = list(class_names) if class_names else None
         self.vocab, self.max_len, self.batch_size, self.cache_tokens = vocab, max_len, batch_size, cache_tokens
         # Padded tokens per forward pass. Small batches keep activations in cache and off fresh pages: at 8,192
@@ -79,16 +83,28 @@ class Predictor:
         still answers, `sora predict` warns), tokenise per language, map to ids."""
         return self._encode(texts, langs)[1]
 
+    def offsets(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> np.ndarray | None:
+        """The n-gram model's logits for `texts` (None without one): what predict_ids adds for these texts."""
+        if self.ngram is None:
+            return None
+        norm = [self._normalise(t) for t in texts]
+        langs = list(langs) if langs is not None else [detect_lang(t) for t in norm]
+        return self.ngram.logits(norm, [lang if lang in ("zh", "en") else "en" for lang in langs])
+
+    def _normalise(self, text: str) -> str:
+        # Only the first max_len tokens are used: cut very long texts before the (costly) normaliser and tokeniser.
+        char_limit = self.max_len * 16
+        return normalise(text[: char_limit * 2])[:char_limit]
+
     def _encode(
         self,
         texts: Sequence[str],
         langs: Sequence[str | None] | None = None,
-    ) -> tuple[list[str | None], list[list[int]], list[bool]]:
-        """(languages, ids, truncated) per text; truncated = longer than the model reads (max_len ids, [CLS]
-        included). Languages are detected where not given (None = neither Chinese nor English)."""
-        # Only the first max_len tokens are used: cut very long texts before the (costly) normaliser and tokeniser.
-        char_limit = self.max_len * 16
-        norm = [normalise(t[: char_limit * 2])[:char_limit] for t in texts]
+    ) -> tuple[list[str | None], list[list[int]], list[bool], np.ndarray | None]:
+        """(languages, ids, truncated, n-gram logits or None) per text; truncated = longer than the model reads
+        (max_len ids, [CLS] included). Languages are detected where not given (None = neither Chinese nor
+        English)."""
+        norm = [self._normalise(t) for t in texts]
         langs = list(langs) if langs is not None else [detect_lang(t) for t in norm]
         ids: list[list[int]] = [[] for _ in norm]
         truncated = [False] * len(norm)
@@ -105,15 +121,24 @@ class Predictor:
                 # One id over the window tells a cut text from one that fits exactly.
                 longer = self.vocab.encode(list(toks), self.max_len + 1)
                 ids[i], truncated[i] = longer[: self.max_len], len(longer) > self.max_len
-        return langs, ids, truncated
+        offsets = self.ngram.logits(norm, tokenise_as) if self.ngram is not None else None
+        return langs, ids, truncated, offsets
 
     @torch.inference_mode()
-    def predict_ids(self, ids: list[list[int]]) -> np.ndarray:
+    def predict_ids(self, ids: list[list[int]], offsets: np.ndarray | None = None) -> np.ndarray:
+        """Class probabilities of encoded texts; `offsets` (n, classes): logits added to the network's (the
+        n-gram model's, from `offsets()`)."""
         out = []
         # Sort by length so each batch pads little; restore the order afterwards.
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        done = 0
         for chunk in self._batches([ids[i] for i in order]):
-            out.append(torch.softmax(self.model(pad_ids(chunk, self.vocab.pad_id)), dim=-1).float().numpy())
+            logits = self.model(pad_ids(chunk, self.vocab.pad_id))
+            if offsets is not None:
+                rows = order[done : done + len(chunk)]
+                logits = logits + torch.as_tensor(offsets[rows], dtype=logits.dtype)
+            done += len(chunk)
+            out.append(torch.softmax(logits, dim=-1).float().numpy())
         probs = np.concatenate(out) if out else np.zeros((0, 2), dtype=np.float32)
         result = np.empty_like(probs)
         result[order] = probs
@@ -138,7 +163,8 @@ class Predictor:
     def predict_proba(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, 2), dtype=np.float32)
-        return self.predict_ids(self.encode(texts, langs))
+        langs, ids, _, offsets = self._encode(texts, langs)
+        return self.predict_ids(ids, offsets)
 
     def predict_frame(self, texts: Sequence[str]):
         """What `sora predict` and the MLflow pyfunc return: label (0, 1, ...), label_name and prob_<name> (the
@@ -147,8 +173,8 @@ class Predictor:
         only its beginning was classified) per text, as a DataFrame."""
         import pandas as pd
 
-        langs, ids, truncated = self._encode(texts)  # the detected languages serve the tokeniser and the table
-        probs = self.predict_ids(ids)
+        langs, ids, truncated, offsets = self._encode(texts)  # the languages serve the tokeniser and the table
+        probs = self.predict_ids(ids, offsets)
         names = self.class_names or [str(k) for k in range(probs.shape[1])]
         label = probs.argmax(1).astype("int64")
         out = pd.DataFrame({"label": label, "label_name": [names[k] for k in label]})
@@ -161,12 +187,14 @@ class Predictor:
 
 
 # A model bundle is a folder: weights.pt (sparse-aware state dict, loads with weights_only=True), config.json
-# (shape, classes, whether to quantise at load), vocab.json. It is what `prune` writes, what the MLflow pyfunc
-# carries as its artifact, and what `sora predict --model DIR` reads.
+# (shape, classes, whether to quantise at load), vocab.json, and for a wide-and-deep model the n-gram half
+# (ngram.json + ngram.npz, plain arrays). It is what `prune` writes, what the MLflow pyfunc carries as its
+# artifact, and what `sora predict --model DIR` reads.
 BUNDLE_FILES = ("weights.pt", "config.json", "vocab.json")
 
 
-def save_bundle(directory, model: torch.nn.Module, vocab: Vocab, config: dict) -> None:
+def save_bundle(directory, model: torch.nn.Module, vocab: Vocab, config: dict, ngram=None) -> None:
+    """`ngram`: the n-gram half of a wide-and-deep model (NgramModel), saved beside the weights."""
     import json
     from pathlib import Path
 
@@ -176,6 +204,8 @@ def save_bundle(directory, model: torch.nn.Module, vocab: Vocab, config: dict) -
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     save_sparse_state_dict(model, directory / "weights.pt")
+    if ngram is not None:
+        ngram.save(directory)
     vocab.save(directory / "vocab.json")
     with atomic_path(directory / "config.json") as tmp:
         tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
@@ -188,6 +218,8 @@ def load_bundle(directory, batch_size: int = 256, quantize: bool | None = None) 
 
     from sora.compression import load_sparse_state_dict, quantize_dynamic_int8
     from sora.models.classifier import build_classifier
+    from sora.models.ngram import FILES as NGRAM_FILES
+    from sora.models.ngram import NgramModel
 
     directory = Path(directory)
     for name in BUNDLE_FILES:
@@ -201,4 +233,5 @@ def load_bundle(directory, batch_size: int = 256, quantize: bool | None = None) 
         model = quantize_dynamic_int8(model, quantize_embeddings=True)
     max_len = config["model_params"]["max_len"]
     vocab = Vocab.load(directory / "vocab.json")
-    return Predictor(model, vocab, max_len, batch_size, class_names=config.get("class_names"))
+    ngram = NgramModel.load(directory) if (directory / NGRAM_FILES[0]).is_file() else None
+    return Predictor(model, vocab, max_len, batch_size, class_names=config.get("class_names"), ngram=ngram)

@@ -2,7 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sora.models import Classifier, TransformerEncoder
+from sora.models.classifier import Classifier
+from sora.models.encoder import TransformerEncoder
 from sora.training.adversarial import adversarial_loss, fgm, freelb, pgd, salient_unk
 
 PAD = 0

@@ -165,3 +165,21 @@ def test_training_step_learns_soft_targets(vocab, tiny_model):
     # One-hot soft targets are the hard labels; the label column is not used when soft is there.
     onehot = dict(hard, soft=F.one_hot(hard["label"], 2).float(), label=torch.full((3,), -1))
     assert torch.allclose(training_loss(module, onehot), hard_loss, atol=1e-6)
+
+
+def test_offsets_reach_the_batch_and_the_loss(frames, vocab):
+    """The n-gram half's logits ride along per row and are added to the network's in the loss: the network
+    is trained on the residual."""
+    import torch.nn.functional as F
+
+    from sora.training.modules import _with_offset
+
+    train, pool = frames
+    train_off, pool_off = np.arange(6.0).reshape(3, 2), np.zeros((len(pool), 2))
+    out = transfer_set(train, np.full((3, 2), 0.5), pool, np.full((len(pool), 2), 0.5), 0.5, train_off, pool_off)
+    batch = collate_batch([EncodedDataset(out, vocab, max_len=16)[i] for i in range(4)], vocab.pad_id)
+    assert torch.equal(batch["offset"], torch.tensor([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [0.0, 0.0]]))
+    logits = torch.zeros(4, 2)
+    target = torch.tensor([0, 0, 0, 0])
+    assert torch.isclose(_with_offset(batch["offset"])(logits, target), F.cross_entropy(batch["offset"], target))
+    assert _with_offset(None) is F.cross_entropy

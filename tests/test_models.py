@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from sora.data.vocab import Vocab
-from sora.models import Classifier, DenoisingAutoencoder, TransformerEncoder, corrupt
+from sora.models.autoencoder import DenoisingAutoencoder, corrupt
+from sora.models.classifier import Classifier
+from sora.models.encoder import TransformerEncoder
 from sora.training.data import DenoisingDataset, collate_denoise
 
 SPECIALS = ["<pad>", "<unk>", "<cls>", "<mask>", "<bos>", "<eos>"]

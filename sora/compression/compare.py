@@ -15,17 +15,19 @@ def compare_variants(
     make_predictor: Callable[[object], object],
     test: pd.DataFrame,
     encoded: list,
+    offsets,
     latency_batch: int,
     threads: int,
     score: Callable[[np.ndarray], dict],
     attack_accuracy: Callable[[object], float],
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """One row per variant (the first is the reference) and each variant's predicted labels."""
+    """One row per variant (the first is the reference) and each variant's predicted labels. `offsets`: the
+    n-gram half's logits for the test texts (None without one); latency and throughput are the network's."""
     one, batch = encoded[len(encoded) // 2], encoded[:latency_batch]
     rows, preds = [], {}
     for name, model in variants.items():
         predictor = make_predictor(model)
-        probs = predictor.predict_ids(encoded)
+        probs = predictor.predict_ids(encoded, offsets)
         preds[name] = probs.argmax(1)
         clean = score(probs)
         size = sparse_size_on_disk_bytes(model) if name == "pruned" else size_on_disk_bytes(model)

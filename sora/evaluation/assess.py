@@ -11,12 +11,16 @@ import pandas as pd
 from sora.config import EvaluateParams
 
 
-def load_predictor(ckpt: Path, vocab, batch_size: int):
+def load_predictor(ckpt: Path, vocab, batch_size: int, cache_tokens: bool = True):
+    """A checkpoint's predictor; with an `ngram` folder beside the checkpoint (a wide-and-deep model from
+    `distill`), the n-gram half is part of it."""
     from sora.inference import Predictor
+    from sora.models.ngram import NgramModel
     from sora.training.trainer import load_classifier
 
     model, hp = load_classifier(ckpt)
-    return Predictor(model, vocab, hp["model_params"]["max_len"], batch_size, cache_tokens=True)
+    ngram = NgramModel.load(ckpt.parent / "ngram") if (ckpt.parent / "ngram").is_dir() else None
+    return Predictor(model, vocab, hp["model_params"]["max_len"], batch_size, cache_tokens=cache_tokens, ngram=ngram)
 
 
 def attack_suite(

@@ -69,6 +69,35 @@ class TunedClassical:
                 out[np.ix_(rows, model.classes_.astype(int))] = probs
         return out
 
+    def ngram_model(self, num_classes: int):
+        """The fitted models as an NgramModel (plain arrays, no pickle: what a model bundle carries)."""
+        from sora.models.ngram import NgramModel
+
+        return NgramModel.from_pipelines(self.models, num_classes)
+
+    def out_of_fold_logits(self, frame: pd.DataFrame, num_classes: int, folds: int = 5, seed: int = 0) -> np.ndarray:
+        """(n, num_classes) log-probabilities for every row of `frame` (the train split) from a model of its
+        language fitted, with the C chosen on val, on the other folds: what this model says about texts it has
+        not seen. A network trained on its residual needs those; on its own training texts it is nearly always
+        right and confident, so the residual would be empty."""
+        from sklearn.model_selection import StratifiedKFold
+
+        from sora.progress import progress
+
+        out = np.zeros((len(frame), num_classes))
+        with progress("tuned classical: out-of-fold logits", len(self.models) * folds) as bar:
+            for lang in self.models:
+                rows = np.flatnonzero((frame["lang"] == lang).to_numpy())
+                texts, labels = frame["text"].iloc[rows], frame["label"].iloc[rows].to_numpy()
+                splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+                for fit_on, held_out in splitter.split(texts, labels):
+                    lr = LogisticRegression(C=self.chosen_C[lang], max_iter=self.max_iter)
+                    model = make_pipeline(TUNED_VIEWS[lang](), lr).fit(texts.iloc[fit_on], labels[fit_on])
+                    probs = model.predict_proba(texts.iloc[held_out])
+                    out[np.ix_(rows[held_out], model.classes_.astype(int))] = np.log(np.clip(probs, 1e-7, 1.0))
+                    bar.advance(1)
+        return out
+
     def scores(self, frame: pd.DataFrame) -> dict[str, dict[str, float]]:
         """{lang: {acc, f1, n}} on a labeled frame."""
         metrics = {}

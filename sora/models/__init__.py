@@ -1,7 +1,3 @@
-"""Plain PyTorch models: a shared Transformer encoder, a denoising autoencoder for pretraining, a classifier."""
-
-from sora.models.autoencoder import DenoisingAutoencoder, corrupt
-from sora.models.classifier import Classifier
-from sora.models.encoder import TransformerEncoder
-
-__all__ = ["TransformerEncoder", "DenoisingAutoencoder", "corrupt", "Classifier"]
+"""Plain models: a shared Transformer encoder, a denoising autoencoder for pretraining, a wide-and-deep
+classifier, and the n-gram half of the served model (scikit-learn analyzers, no torch). Import each from its
+module, so a stage that needs one pulls in no other."""

@@ -1,5 +1,7 @@
 """baseline: the classical models on the same splits -> metrics/baseline.json: the ten-line TF-IDF baseline
-(`test`) and the tuned two-view TF-IDF union with C picked on val (`tuned`)."""
+(`test`) and the tuned two-view TF-IDF union with C picked on val (`tuned`). The tuned model is also the
+n-gram half of the registered model: models/baseline/ngram (plain arrays), with its out-of-fold logits on the
+train texts in models/baseline/train_logits.parquet (what `distill` trains the network's residual on)."""
 
 from __future__ import annotations
 
@@ -21,11 +23,16 @@ def run(ctx: StageContext) -> None:
         "tuned": {"test": tuned.scores(splits["test"]), "val": tuned.scores(splits["val"]), "C": tuned.chosen_C},
     }
     test = splits["test"]
+    num_classes = int(max(s["label"].max() for s in splits.values())) + 1
     # Per-example test predictions, so the champion can be compared with this model on the same texts (McNemar).
     write_parquet(
         ctx.args.predictions,
-        test.assign(pred=tuned.predict_proba(test, 2).argmax(1))[["text", "lang", "label", "pred"]],
+        test.assign(pred=tuned.predict_proba(test, num_classes).argmax(1))[["text", "lang", "label", "pred"]],
     )
+    tuned.ngram_model(num_classes).save(ctx.args.ngram)
+    train = splits["train"]
+    oof = tuned.out_of_fold_logits(train, num_classes, seed=ctx.params.trainer.seed)
+    write_parquet(ctx.args.train_logits, train[["text", "lang"]].assign(logits=list(oof)))
     write_json(ctx.args.metrics, metrics)
     ctx.log_metrics(metrics)
     for name, scores in (("baseline", metrics["test"]), ("tuned classical", metrics["tuned"]["test"])):

@@ -1,23 +1,29 @@
-"""distill: the model that is pruned and registered. A wide-and-deep student learns the probabilities of a
-teacher ensemble (hardened Transformer + tuned classical n-gram model, mixed with the weight best on val) on the
-train texts and on unlabeled pool texts, adversarially like harden
--> models/distill/{best,last}.ckpt, metrics/distill.json (teacher, student, and the hardened model it
-replaces, on val and test), plots/distill/ (curves)."""
+"""distill: the model that is pruned and registered, wide and deep. Its n-gram half is the tuned classical
+model (`baseline`); its network learns the residual: its logits are added to the n-gram model's, which on the
+train texts are out-of-fold. The network learns the probabilities of a teacher ensemble (hardened Transformer +
+the n-gram model, mixed with the weight best on val) on the train texts and on unlabeled pool texts,
+adversarially like harden
+-> models/distill/{best,last}.ckpt + models/distill/ngram (the whole model), metrics/distill.json (teacher,
+student, its network alone, and the hardened model it replaces, on val and test), plots/distill/ (curves)."""
 
 from __future__ import annotations
 
+import shutil
+
+import numpy as np
 import pandas as pd
 
 from sora.data.preprocess import check_no_leak
 from sora.data.vocab import Vocab
-from sora.evaluation.baseline import TunedClassical
+from sora.errors import DataError
 from sora.evaluation.report import clean_metrics
 from sora.inference import Predictor
 from sora.io import read_json, write_json
+from sora.models.ngram import NgramModel
 from sora.pipeline.entry import StageContext, read_frames, require, stage_main
 from sora.pipeline.spec import fingerprint
-from sora.training.classify import fit_and_score, initialise
-from sora.training.distill import pick_weight, transfer_set, unlabeled_part
+from sora.training.classify import fit_and_score, initialise, score_checkpoint
+from sora.training.distill import pick_weight, softmax, transfer_set, unlabeled_part
 from sora.training.fit import ResumableFit
 from sora.training.modules import classifier_module
 from sora.training.trainer import load_classifier, seed_and_threads
@@ -32,35 +38,46 @@ def run(ctx: StageContext) -> None:
     params, args, d = ctx.params, ctx.args, ctx.params.distill
     seed_and_threads(params.trainer)
     hardened_ckpt = args.hardened / "best.ckpt"
-    require(args.vocab, args.pool, hardened_ckpt, args.baseline)
+    require(args.vocab, args.pool, hardened_ckpt, args.baseline, args.ngram, args.train_logits)
     vocab = Vocab.load(args.vocab)
     splits = read_frames(args, "train", "val", "test")
     pool = pd.read_parquet(args.pool, columns=["text", "tokens", "lang"])
     check_no_leak(pool["text"], str(args.pool), splits["val"], splits["test"])
     pool = unlabeled_part(pool, splits["train"], d.max_pool_texts, params.trainer.seed)
 
+    ngram = NgramModel.load(args.ngram)
+    train_logits = pd.read_parquet(args.train_logits)
+    if not train_logits["text"].equals(splits["train"]["text"]):
+        raise DataError(f"{args.train_logits} was computed for another train split than {args.train}: rerun baseline")
+    frames = {"train": splits["train"], "val": splits["val"], "test": splits["test"], "pool": pool}
+    # The n-gram model's logits: out-of-fold on train (it has seen those texts), its own everywhere else.
+    offsets = {"train": np.stack(train_logits["logits"].to_numpy())}
+    offsets |= {n: ngram.logits(f["text"].tolist(), f["lang"].tolist()) for n, f in frames.items() if n != "train"}
+
     hardened, hp = load_classifier(hardened_ckpt)
     predictor = Predictor(hardened, vocab, hp["model_params"]["max_len"], params.evaluate.batch_size)
-    classical = TunedClassical(params.baseline.tuned_Cs, params.baseline.max_iter).fit(splits["train"], splits["val"])
-    frames = {"train": splits["train"], "val": splits["val"], "test": splits["test"], "pool": pool}
-    print(f"distill: teacher members predict {sum(len(f) for f in frames.values())} texts", flush=True)
+    print(f"distill: the hardened model predicts {sum(len(f) for f in frames.values())} texts", flush=True)
     members = {
         name: (
             predictor.predict_ids([vocab.encode(list(t), predictor.max_len) for t in frame["tokens"]]),
-            classical.predict_proba(frame, hp["num_classes"]),
+            softmax(offsets[name]),
         )
         for name, frame in frames.items()
     }
     w, _ = pick_weight(*members["val"], splits["val"]["label"].to_numpy())
     teacher = {name: w * deep + (1 - w) * wide for name, (deep, wide) in members.items()}
-    print(f"distill: teacher = {w:.1f} x hardened + {1 - w:.1f} x tuned classical (weight picked on val)")
+    print(f"distill: teacher = {w:.1f} x hardened + {1 - w:.1f} x n-gram model (weight picked on val)")
 
+    # The network needs no n-gram tables of its own: the n-gram model is its wide half.
+    params = params.model_copy(update={"model": params.model.model_copy(update={"wide_buckets": 0})})
     module = classifier_module(params, vocab, hp["num_classes"], params.finetune.lr, adversarial=True)
-    wide_fit = initialise(module, params, vocab, args.encoder / "encoder.pt", splits["train"], splits["val"])
+    initialise(module, params, vocab, args.encoder / "encoder.pt", splits["train"], splits["val"])
     student_splits = {
-        "train": transfer_set(splits["train"], teacher["train"], pool, teacher["pool"], d.hard_weight),
-        "val": splits["val"],
-        "test": splits["test"],
+        "train": transfer_set(
+            splits["train"], teacher["train"], pool, teacher["pool"], d.hard_weight, offsets["train"], offsets["pool"]
+        ),
+        "val": splits["val"].assign(offset=list(offsets["val"])),
+        "test": splits["test"].assign(offset=list(offsets["test"])),
     }
     metrics, seconds = fit_and_score(
         params, module, vocab, student_splits, d.max_epochs, d.patience, ResumableFit(ctx.work_dir),
@@ -74,11 +91,10 @@ def run(ctx: StageContext) -> None:
     }
     metrics["hardened"] = {split: accuracy(members[split][0], splits[split]) for split in ("val", "test")}
     metrics["tuned_classical"] = {split: accuracy(members[split][1], splits[split]) for split in ("val", "test")}
-    metrics["transfer"] = {
-        "labeled": len(splits["train"]),
-        "unlabeled": len(pool),
-        **{f"wide_{k}": v for k, v in wide_fit.items()},
-    }
+    # What the network adds: the student without its n-gram half
+    metrics["network_alone"] = score_checkpoint(args.out / "best.ckpt", {s: splits[s] for s in ("val", "test")}, vocab)
+    metrics["transfer"] = {"labeled": len(splits["train"]), "unlabeled": len(pool)}
+    shutil.copytree(args.ngram, args.out / "ngram", dirs_exist_ok=True)
     write_json(args.metrics, metrics)
     ctx.log_metrics({**metrics, "train_seconds": round(seconds, 1)})
     test = metrics["test"]

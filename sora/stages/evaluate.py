@@ -9,13 +9,11 @@ import numpy as np
 import pandas as pd
 
 from sora.data.vocab import Vocab
-from sora.evaluation.assess import assess_all, attack_metrics
+from sora.evaluation.assess import assess_all, attack_metrics, load_predictor
 from sora.evaluation.behaviour import behaviour_figure, behaviour_report, load_cases
 from sora.evaluation.report import clean_metrics, curves, figures, paired_comparison
-from sora.inference import Predictor
 from sora.io import write_csv, write_json
 from sora.pipeline.entry import StageContext, read_frames, require, stage_main
-from sora.training.trainer import load_classifier
 
 MODELS = ("finetuned", "hardened", "distilled")
 PAIRS = (("finetuned", "hardened"), ("hardened", "distilled"))  # each pipeline step against the one before
@@ -63,8 +61,7 @@ def run(ctx: StageContext) -> None:
     vocab = Vocab.load(args.vocab)
     behaviour_tables = []
     for name in MODELS:
-        model, hp = load_classifier(checkpoints[name])
-        predictor = Predictor(model, vocab, hp["model_params"]["max_len"], e.batch_size)
+        predictor = load_predictor(checkpoints[name], vocab, e.batch_size, cache_tokens=False)
         metrics[name]["behaviour"], table = behaviour_report(cases, predictor.predict_proba)
         behaviour_tables.append(table.assign(model=name))
     write_csv(out / "behaviour.csv", pd.concat(behaviour_tables, ignore_index=True))

@@ -1,7 +1,8 @@
-"""prune: gradual global magnitude pruning of the distilled student during a short recovery fine-tune
-(masks active), made permanent; then dynamic int8 quantisation. fp32 / pruned / int8 side by side: size on
-disk, CPU latency (p50, one text) and batch throughput, clean accuracy, accuracy under attack
--> models/prune/ (model bundle), metrics/prune.json, plots/prune.csv."""
+"""prune: gradual global magnitude pruning of the distilled student's network during a short recovery
+fine-tune (masks active; its n-gram half stays as it is), made permanent; then dynamic int8 quantisation.
+fp32 / pruned / int8 side by side: size on disk, CPU latency of the network (p50, one text) and batch
+throughput, clean accuracy, accuracy under attack -> models/prune/ (model bundle), metrics/prune.json,
+plots/prune.csv."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sora.evaluation.behaviour import behaviour_report, load_cases
 from sora.evaluation.report import clean_metrics, paired_comparison
 from sora.inference import Predictor, save_bundle
 from sora.io import write_csv, write_json
+from sora.models.ngram import NgramModel
 from sora.pipeline.entry import StageContext, read_frames, require, stage_main
 from sora.training.pruning import prune_and_recover
 from sora.training.trainer import load_classifier, seed_and_threads
@@ -28,23 +30,33 @@ def run(ctx: StageContext) -> None:
     params, args, p = ctx.params, ctx.args, ctx.params.prune
     seed_and_threads(params.trainer)
     student = args.student / "best.ckpt"
-    require(args.vocab, student, args.classical, args.cases)
+    require(args.vocab, student, args.student / "ngram", args.train_logits, args.classical, args.cases)
     vocab = Vocab.load(args.vocab)
     splits = read_frames(args, "train", "test")
     test = splits["test"]
     fp32, hp = load_classifier(student)
     max_len = hp["model_params"]["max_len"]
+    ngram = NgramModel.load(args.student / "ngram")
+    train_logits = pd.read_parquet(args.train_logits)
+    if not train_logits["text"].equals(splits["train"]["text"]):
+        raise DataError(f"{args.train_logits} was computed for another train split than {args.train}: rerun baseline")
 
     pruned = copy.deepcopy(fp32)
-    prune_and_recover(params, pruned, vocab, splits["train"])
+    # The network recovers as it was trained: on the n-gram half's out-of-fold residual.
+    prune_and_recover(params, pruned, vocab, splits["train"].assign(offset=list(train_logits["logits"])))
     make_permanent(pruned)
     int8 = quantize_dynamic_int8(pruned, quantize_embeddings=True)
 
+    make_predictor = lambda model: Predictor(
+        model, vocab, max_len, params.evaluate.batch_size, cache_tokens=True, ngram=ngram
+    )
+    reference = make_predictor(fp32)
     table, preds = compare_variants(
         {"fp32": fp32, "pruned": pruned, "int8": int8},
-        lambda model: Predictor(model, vocab, max_len, params.evaluate.batch_size, cache_tokens=True),
+        make_predictor,
         test,
-        Predictor(fp32, vocab, max_len).encode(test["text"].tolist(), test["lang"].tolist()),
+        reference.encode(test["text"].tolist(), test["lang"].tolist()),
+        reference.offsets(test["text"].tolist(), test["lang"].tolist()),
         p.latency_batch,
         max(params.trainer.threads, 1),
         lambda probs: clean_metrics(probs, test["label"].to_numpy(), test["lang"].to_numpy()),
@@ -87,9 +99,7 @@ def run(ctx: StageContext) -> None:
         for r in paired.itertuples()
     }  # fmt: skip
     champion = {"fp32": fp32, "pruned": pruned, "int8": int8}[variant]
-    metrics["behaviour"], cases = behaviour_report(
-        load_cases(args.cases), Predictor(champion, vocab, max_len, params.evaluate.batch_size).predict_proba
-    )
+    metrics["behaviour"], cases = behaviour_report(load_cases(args.cases), make_predictor(champion).predict_proba)
     config = {
         "vocab_size": len(vocab),
         "pad_id": vocab.pad_id,
@@ -99,7 +109,7 @@ def run(ctx: StageContext) -> None:
         "quantize": "int8" if variant == "int8" else None,
         "variant": variant,
     }
-    save_bundle(args.out, pruned, vocab, config)
+    save_bundle(args.out, pruned, vocab, config, ngram=ngram)
     write_json(args.metrics, metrics)
     write_csv(args.plot, table)
     print(table.to_string(index=False))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from sora.config import Params
@@ -23,7 +24,9 @@ def initialise(module, params: Params, vocab, encoder: Path | None, train: pd.Da
 
     if encoder is not None:
         state = torch.load(encoder, map_location="cpu", weights_only=True)
-        if state["vocab_size"] != len(vocab) or state["model_params"] != params.model.model_dump():
+        # The wide part is beside the encoder, so its size may differ (distill's network has none).
+        shape = lambda model_params: {k: v for k, v in model_params.items() if k != "wide_buckets"}
+        if state["vocab_size"] != len(vocab) or shape(state["model_params"]) != shape(params.model.model_dump()):
             raise DataError(f"{encoder} was pretrained with another vocabulary or model shape: rerun pretrain")
         module.load_encoder_state(state["state_dict"])
     if not params.model.wide_buckets:
@@ -90,7 +93,8 @@ def fit_and_score(
 
 def score_checkpoint(ckpt: Path, splits: dict[str, pd.DataFrame], vocab) -> dict[str, dict[str, dict[str, float]]]:
     """{split: {all|zh|en: {acc, f1}}} of a classifier checkpoint, scored on one process (under DDP the
-    distributed sampler pads the last batches with repeats, which would skew trainer.validate's numbers)."""
+    distributed sampler pads the last batches with repeats, which would skew trainer.validate's numbers).
+    A frame with an `offset` column (another model's logits) is scored on network + offset, as it trained."""
     from sora.evaluation.report import clean_metrics
     from sora.inference import Predictor
     from sora.training.trainer import load_classifier
@@ -100,6 +104,8 @@ def score_checkpoint(ckpt: Path, splits: dict[str, pd.DataFrame], vocab) -> dict
     out: dict[str, dict[str, dict[str, float]]] = {}
     for split, frame in splits.items():
         ids = [vocab.encode(list(toks), predictor.max_len) for toks in frame["tokens"]]
-        scores = clean_metrics(predictor.predict_ids(ids), frame["label"].to_numpy(), frame["lang"].to_numpy())
+        offsets = np.stack(frame["offset"].to_numpy()) if "offset" in frame else None
+        probs = predictor.predict_ids(ids, offsets)
+        scores = clean_metrics(probs, frame["label"].to_numpy(), frame["lang"].to_numpy())
         out[split] = {lang: {m: by_lang[m] for m in ("acc", "f1")} for lang, by_lang in scores.items()}
     return out

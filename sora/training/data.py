@@ -19,8 +19,9 @@ LANG_IDS = {"zh": 0, "en": 1}
 
 
 class EncodedDataset(Dataset):
-    """Rows of a DataFrame (tokens, [label], [lang], [soft]) encoded once up front. Missing label/lang -> -1.
-    `soft`: a teacher's class probabilities per row, the target a distilled student learns from."""
+    """Rows of a DataFrame (tokens, [label], [lang], [soft], [offset]) encoded once up front. Missing label/lang
+    -> -1. `soft`: a teacher's class probabilities per row, the target a distilled student learns from.
+    `offset`: another model's logits per row, added to the network's (it then learns the residual)."""
 
     def __init__(self, frame: pd.DataFrame, vocab: Vocab, max_len: int):
         self.ids = [vocab.encode(list(toks), max_len) for toks in frame["tokens"]]
@@ -28,6 +29,7 @@ class EncodedDataset(Dataset):
         self.labels = frame["label"].astype(int).tolist() if "label" in frame else [-1] * n
         self.langs = [LANG_IDS.get(x, -1) for x in frame["lang"]] if "lang" in frame else [-1] * n
         self.soft = [list(map(float, p)) for p in frame["soft"]] if "soft" in frame else None
+        self.offset = [list(map(float, z)) for z in frame["offset"]] if "offset" in frame else None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -36,6 +38,8 @@ class EncodedDataset(Dataset):
         item = {"ids": self.ids[i], "label": self.labels[i], "lang_id": self.langs[i]}
         if self.soft is not None:
             item["soft"] = self.soft[i]
+        if self.offset is not None:
+            item["offset"] = self.offset[i]
         return item
 
 
@@ -47,6 +51,8 @@ def collate_batch(items: list[dict[str, Any]], pad_id: int) -> dict[str, torch.T
     }
     if "soft" in items[0]:
         batch["soft"] = torch.tensor([it["soft"] for it in items], dtype=torch.float32)
+    if "offset" in items[0]:
+        batch["offset"] = torch.tensor([it["offset"] for it in items], dtype=torch.float32)
     return batch
 
 

@@ -2,9 +2,8 @@
 labeled train texts and on unlabeled pool texts (Hinton et al. 2015; on unlabeled text this is self-training).
 
 The teacher is an ensemble: the hardened Transformer and the tuned classical n-gram model, mixed with the weight
-that scores best on val. They err on different texts (one reads order and context, the other character
-n-grams), so the mixture is stronger than either, and the student, one wide-and-deep model, learns to match it
-at the cost of one model at serving time."""
+that scores best on val. The student is wide and deep: the same n-gram model plus a network trained on its
+residual, so it can match the teacher where the n-grams already do and learn from it where they do not."""
 
 from __future__ import annotations
 
@@ -24,21 +23,31 @@ def pick_weight(first: np.ndarray, second: np.ndarray, labels: np.ndarray, grid:
     return best[1], best[2]
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(1, keepdims=True))
+    return z / z.sum(1, keepdims=True)
+
+
 def transfer_set(
     train: pd.DataFrame,
     train_teacher: np.ndarray,
     pool: pd.DataFrame,
     pool_teacher: np.ndarray,
     hard_weight: float,
+    train_offsets: np.ndarray | None = None,
+    pool_offsets: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Rows the student learns from: every train text with target hard_weight * its label + (1 - hard_weight)
-    * the teacher's probabilities, and every pool text with the teacher's probabilities alone (label -1)."""
+    * the teacher's probabilities, and every pool text with the teacher's probabilities alone (label -1).
+    Offsets (the n-gram half's logits per row), when given, are added to the network's during training."""
     num_classes = train_teacher.shape[1]
     onehot = np.eye(num_classes)[train["label"].to_numpy()]
     labeled = train[["text", "tokens", "lang", "label"]].assign(
         soft=list(hard_weight * onehot + (1 - hard_weight) * train_teacher)
     )
     unlabeled = pool[["text", "tokens", "lang"]].assign(label=-1, soft=list(pool_teacher))
+    if train_offsets is not None and pool_offsets is not None:
+        labeled, unlabeled = labeled.assign(offset=list(train_offsets)), unlabeled.assign(offset=list(pool_offsets))
     return pd.concat([labeled, unlabeled], ignore_index=True)
 
 

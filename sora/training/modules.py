@@ -120,6 +120,14 @@ class PretrainModule(L.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr)
 
 
+def _with_offset(offset: torch.Tensor | None):
+    """Cross-entropy of the network's logits plus fixed per-row logits of another model (the n-gram model):
+    the network is then trained on what that model gets wrong."""
+    if offset is None:
+        return F.cross_entropy
+    return lambda logits, target: F.cross_entropy(logits + offset, target)
+
+
 class ClassifierModule(L.LightningModule):
     """Fine-tuning / hardening. Batches: {ids, label, lang_id} from TextDataModule(mode='classify').
     Logs {stage}_acc, {stage}_f1 (macro) overall and per language (_zh, _en) for stage in val/test."""
@@ -215,6 +223,7 @@ class ClassifierModule(L.LightningModule):
             h.adv_epsilon,
             h.adv_steps,
             h.adv_step_size,
+            loss_fn=_with_offset(batch.get("offset")),
             token_budget=h.get("adv_token_budget", 0.0),
             unk_id=h.unk_id,
         )
@@ -223,6 +232,8 @@ class ClassifierModule(L.LightningModule):
 
     def _update(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
         logits = self.model(batch["ids"])
+        if "offset" in batch:
+            logits = logits + batch["offset"]
         labels, langs = batch["label"], batch["lang_id"]
         for suffix, rows in (
             ("", torch.ones_like(labels, dtype=torch.bool)),
