@@ -68,7 +68,10 @@ def render(metrics_dir: Path = Path("metrics")) -> str:
     lang_row("hardened (`harden`)", lambda lang: hd.get("test", {}).get(lang, {}).get("acc"))
     lang_row("teacher: hardened + tuned classical (`distill`)",
              lambda lang: ds.get("teacher", {}).get("test", {}).get(lang, {}).get("acc"))  # fmt: skip
-    lang_row("distilled student (`distill`)", lambda lang: ds.get("test", {}).get(lang, {}).get("acc"))
+    lang_row("its network alone, without the n-gram half (`distill`)",
+             lambda lang: ds.get("network_alone", {}).get("test", {}).get(lang, {}).get("acc"))  # fmt: skip
+    lang_row("student: tuned n-gram model + network on its residual (`distill`)",
+             lambda lang: ds.get("test", {}).get(lang, {}).get("acc"))  # fmt: skip
     for variant, label in (("pruned", "student pruned"), ("int8", "student pruned + int8")):
         lang_row(f"{label} (`prune`)", lambda lang, v=variant: pr.get(v, {}).get(f"test_acc_{lang}"))
     out += _table(["model", *LANGS], rows)

@@ -70,6 +70,8 @@ def run(ctx: StageContext) -> None:
            for name, row in rows.to_dict("index").items()},
         "pruned_acc_drop": round(float(rows.loc["fp32", "test_acc"] - rows.loc["pruned", "test_acc"]), 5),
         "int8_size_ratio": round(float(rows.loc["fp32", "size_mb"] / rows.loc["int8", "size_mb"]), 3),
+        # the n-gram half (terms as JSON, weights as npz) is kept as it is; the sizes above are the network's
+        "ngram_size_mb": round(sum(f.stat().st_size for f in (args.student / "ngram").iterdir()) / 2**20, 3),
     }  # fmt: skip
     speed = {
         f"{name}.{k}": v for name, row in rows.to_dict("index").items() for k, v in row.items()
