@@ -21,8 +21,7 @@ def accuracy(probs, frame) -> dict[str, float]:
 
 
 def run_seed(seed: int) -> dict:
-    import numpy as np
-    import pandas as pd
+    from scipy.special import softmax
 
     from sora.config import load_params
     from sora.data.vocab import Vocab
@@ -30,7 +29,7 @@ def run_seed(seed: int) -> dict:
     from sora.models.ngram import NgramModel
     from sora.pipeline.entry import declared_args, read_frames
     from sora.training.classify import fit_and_score, initialise
-    from sora.training.distill import softmax
+    from sora.training.distill import read_train_logits
     from sora.training.fit import ResumableFit
     from sora.training.modules import classifier_module
     from sora.training.trainer import load_classifier, seed_and_threads
@@ -43,7 +42,7 @@ def run_seed(seed: int) -> dict:
     splits = read_frames(args, "train", "val", "test")
     vocab = Vocab.load(args.vocab)
     ngram = NgramModel.load(args.ngram)
-    offsets = {"train": np.stack(pd.read_parquet(args.train_logits)["logits"].to_numpy())}
+    offsets = {"train": read_train_logits(args.train_logits, splits["train"], str(args.train))}
     offsets |= {s: ngram.logits(splits[s]["text"].tolist(), splits[s]["lang"].tolist()) for s in ("val", "test")}
     module = classifier_module(params, vocab, int(splits["train"]["label"].max()) + 1, params.finetune.lr)
     initialise(module, params, vocab, args.encoder / "encoder.pt", splits["train"], splits["val"])
@@ -59,7 +58,7 @@ def run_seed(seed: int) -> dict:
     for s in ("val", "test"):
         ids = [vocab.encode(list(t), network.max_len) for t in splits[s]["tokens"]]
         result[s] = {
-            "ngram": accuracy(softmax(offsets[s]), splits[s]),
+            "ngram": accuracy(softmax(offsets[s], axis=1), splits[s]),
             "ngram+network": accuracy(network.predict_ids(ids, offsets[s]), splits[s]),
             "network": accuracy(network.predict_ids(ids), splits[s]),
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -51,6 +52,13 @@ def empty_text_rows(texts: Sequence) -> list[int]:
     ]
 
 
+class Prepared(NamedTuple):
+    langs: list[str | None]
+    ids: list[list[int]]
+    truncated: list[bool]
+    offsets: np.ndarray | None
+
+
 class Predictor:
     """`cache_tokens=True` tokenises through the process-wide parse cache (`sora.data.text.parse_cached`) that
     the attack suite also uses: it asks both evaluated models about the same perturbed texts, and jieba is most
@@ -81,30 +89,15 @@ class Predictor:
     def encode(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[list[int]]:
         """Normalise, detect language where not given (unknown scripts are tokenised as English: the model
         still answers, `sora predict` warns), tokenise per language, map to ids."""
-        return self._encode(texts, langs)[1]
+        return self.prepare(texts, langs).ids
 
-    def offsets(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> np.ndarray | None:
-        """The n-gram model's logits for `texts` (None without one): what predict_ids adds for these texts."""
-        if self.ngram is None:
-            return None
-        norm = [self._normalise(t) for t in texts]
-        langs = list(langs) if langs is not None else [detect_lang(t) for t in norm]
-        return self.ngram.logits(norm, [lang if lang in ("zh", "en") else "en" for lang in langs])
-
-    def _normalise(self, text: str) -> str:
+    def prepare(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> Prepared:
+        """Everything predict_ids needs for `texts`, and what the output table reports: languages (detected
+        where not given; None = neither Chinese nor English), ids, truncated (longer than the model reads:
+        max_len ids, [CLS] included) and the n-gram half's logits (None without one)."""
         # Only the first max_len tokens are used: cut very long texts before the (costly) normaliser and tokeniser.
         char_limit = self.max_len * 16
-        return normalise(text[: char_limit * 2])[:char_limit]
-
-    def _encode(
-        self,
-        texts: Sequence[str],
-        langs: Sequence[str | None] | None = None,
-    ) -> tuple[list[str | None], list[list[int]], list[bool], np.ndarray | None]:
-        """(languages, ids, truncated, n-gram logits or None) per text; truncated = longer than the model reads
-        (max_len ids, [CLS] included). Languages are detected where not given (None = neither Chinese nor
-        English)."""
-        norm = [self._normalise(t) for t in texts]
+        norm = [normalise(t[: char_limit * 2])[:char_limit] for t in texts]
         langs = list(langs) if langs is not None else [detect_lang(t) for t in norm]
         ids: list[list[int]] = [[] for _ in norm]
         truncated = [False] * len(norm)
@@ -122,12 +115,12 @@ class Predictor:
                 longer = self.vocab.encode(list(toks), self.max_len + 1)
                 ids[i], truncated[i] = longer[: self.max_len], len(longer) > self.max_len
         offsets = self.ngram.logits(norm, tokenise_as) if self.ngram is not None else None
-        return langs, ids, truncated, offsets
+        return Prepared(langs, ids, truncated, offsets)
 
     @torch.inference_mode()
     def predict_ids(self, ids: list[list[int]], offsets: np.ndarray | None = None) -> np.ndarray:
         """Class probabilities of encoded texts; `offsets` (n, classes): logits added to the network's (the
-        n-gram model's, from `offsets()`)."""
+        n-gram model's, from `prepare()`)."""
         out = []
         # Sort by length so each batch pads little; restore the order afterwards.
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -163,8 +156,8 @@ class Predictor:
     def predict_proba(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, 2), dtype=np.float32)
-        langs, ids, _, offsets = self._encode(texts, langs)
-        return self.predict_ids(ids, offsets)
+        prepared = self.prepare(texts, langs)
+        return self.predict_ids(prepared.ids, prepared.offsets)
 
     def predict_frame(self, texts: Sequence[str]):
         """What `sora predict` and the MLflow pyfunc return: label (0, 1, ...), label_name and prob_<name> (the
@@ -173,7 +166,7 @@ class Predictor:
         only its beginning was classified) per text, as a DataFrame."""
         import pandas as pd
 
-        langs, ids, truncated, offsets = self._encode(texts)  # the languages serve the tokeniser and the table
+        langs, ids, truncated, offsets = self.prepare(texts)  # the languages serve the tokeniser and the table
         probs = self.predict_ids(ids, offsets)
         names = self.class_names or [str(k) for k in range(probs.shape[1])]
         label = probs.argmax(1).astype("int64")

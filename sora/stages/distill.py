@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import shutil
 
-import numpy as np
 import pandas as pd
+from scipy.special import softmax
 
 from sora.data.preprocess import check_no_leak
 from sora.data.vocab import Vocab
-from sora.errors import DataError
 from sora.evaluation.report import clean_metrics
 from sora.inference import Predictor
 from sora.io import read_json, write_json
@@ -23,7 +22,7 @@ from sora.models.ngram import NgramModel
 from sora.pipeline.entry import StageContext, read_frames, require, stage_main
 from sora.pipeline.spec import fingerprint
 from sora.training.classify import fit_and_score, initialise, score_checkpoint
-from sora.training.distill import pick_weight, softmax, transfer_set, unlabeled_part
+from sora.training.distill import pick_weight, read_train_logits, transfer_set, unlabeled_part
 from sora.training.fit import ResumableFit
 from sora.training.modules import classifier_module
 from sora.training.trainer import load_classifier, seed_and_threads
@@ -46,12 +45,9 @@ def run(ctx: StageContext) -> None:
     pool = unlabeled_part(pool, splits["train"], d.max_pool_texts, params.trainer.seed)
 
     ngram = NgramModel.load(args.ngram)
-    train_logits = pd.read_parquet(args.train_logits)
-    if not train_logits["text"].equals(splits["train"]["text"]):
-        raise DataError(f"{args.train_logits} was computed for another train split than {args.train}: rerun baseline")
     frames = {"train": splits["train"], "val": splits["val"], "test": splits["test"], "pool": pool}
     # The n-gram model's logits: out-of-fold on train (it has seen those texts), its own everywhere else.
-    offsets = {"train": np.stack(train_logits["logits"].to_numpy())}
+    offsets = {"train": read_train_logits(args.train_logits, splits["train"], str(args.train))}
     offsets |= {n: ngram.logits(f["text"].tolist(), f["lang"].tolist()) for n, f in frames.items() if n != "train"}
 
     hardened, hp = load_classifier(hardened_ckpt)
@@ -60,7 +56,7 @@ def run(ctx: StageContext) -> None:
     members = {
         name: (
             predictor.predict_ids([vocab.encode(list(t), predictor.max_len) for t in frame["tokens"]]),
-            softmax(offsets[name]),
+            softmax(offsets[name], axis=1),
         )
         for name, frame in frames.items()
     }

@@ -22,6 +22,7 @@ from sora.inference import Predictor, save_bundle
 from sora.io import write_csv, write_json
 from sora.models.ngram import NgramModel
 from sora.pipeline.entry import StageContext, read_frames, require, stage_main
+from sora.training.distill import read_train_logits
 from sora.training.pruning import prune_and_recover
 from sora.training.trainer import load_classifier, seed_and_threads
 
@@ -37,26 +38,24 @@ def run(ctx: StageContext) -> None:
     fp32, hp = load_classifier(student)
     max_len = hp["model_params"]["max_len"]
     ngram = NgramModel.load(args.student / "ngram")
-    train_logits = pd.read_parquet(args.train_logits)
-    if not train_logits["text"].equals(splits["train"]["text"]):
-        raise DataError(f"{args.train_logits} was computed for another train split than {args.train}: rerun baseline")
+    train_logits = read_train_logits(args.train_logits, splits["train"], str(args.train))
 
     pruned = copy.deepcopy(fp32)
     # The network recovers as it was trained: on the n-gram half's out-of-fold residual.
-    prune_and_recover(params, pruned, vocab, splits["train"].assign(offset=list(train_logits["logits"])))
+    prune_and_recover(params, pruned, vocab, splits["train"].assign(offset=list(train_logits)))
     make_permanent(pruned)
     int8 = quantize_dynamic_int8(pruned, quantize_embeddings=True)
 
     make_predictor = lambda model: Predictor(
         model, vocab, max_len, params.evaluate.batch_size, cache_tokens=True, ngram=ngram
     )
-    reference = make_predictor(fp32)
+    prepared = make_predictor(fp32).prepare(test["text"].tolist(), test["lang"].tolist())
     table, preds = compare_variants(
         {"fp32": fp32, "pruned": pruned, "int8": int8},
         make_predictor,
         test,
-        reference.encode(test["text"].tolist(), test["lang"].tolist()),
-        reference.offsets(test["text"].tolist(), test["lang"].tolist()),
+        prepared.ids,
+        prepared.offsets,
         p.latency_batch,
         max(params.trainer.threads, 1),
         lambda probs: clean_metrics(probs, test["label"].to_numpy(), test["lang"].to_numpy()),

@@ -23,9 +23,15 @@ def pick_weight(first: np.ndarray, second: np.ndarray, labels: np.ndarray, grid:
     return best[1], best[2]
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(1, keepdims=True))
-    return z / z.sum(1, keepdims=True)
+def read_train_logits(path, train: pd.DataFrame, train_path: str) -> np.ndarray:
+    """The n-gram model's out-of-fold logits (n, classes) for the rows of `train`, from the `baseline` stage's
+    file; refuses a file written for another train split."""
+    from sora.errors import DataError
+
+    logits = pd.read_parquet(path)
+    if not logits["text"].equals(train["text"]):
+        raise DataError(f"{path} was computed for another train split than {train_path}: rerun baseline")
+    return np.stack(logits["logits"].to_numpy())
 
 
 def transfer_set(
