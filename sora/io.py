@@ -38,9 +38,14 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def json_text(data: Any) -> str:
+    """The text write_json writes: stable key order, so equal data gives equal bytes (and DVC hashes)."""
+    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
 def write_json(path: str | Path, data: Any) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.write_text(json_text(data), encoding="utf-8")
 
 
 def write_parquet(path: str | Path, frame) -> None:

@@ -161,6 +161,28 @@ def test_kill_register_after_it_created_a_version(built_pipeline, tmp_path):
     assert client.get_model_version_by_alias("sora", "candidate").version in {int(v) for v in versions - before}
 
 
+def test_a_registration_dvc_never_recorded_is_not_made_twice(built_pipeline, tmp_path):
+    """The latest window: register's run finished, then its dvc was killed before writing dvc.lock (restoring
+    the old lock stands in for that kill, which a poll cannot time). The rerun reuses the version."""
+    project = built_pipeline.copy(tmp_path)
+    client = _client(project)
+    before = {str(v.version) for v in client.search_model_versions("name = 'sora'")}
+    lock = (project.path / "dvc.lock").read_text()
+    forced = subprocess.run(
+        [*DVC_REPRO, "--force", "--single-item", "register"], cwd=project.path, env=_env(project), timeout=600
+    )
+    assert forced.returncode == 0
+    made = {str(v.version) for v in client.search_model_versions("name = 'sora'")} - before
+    assert len(made) == 1
+    (project.path / "dvc.lock").write_text(lock)
+
+    result = subprocess.run(SORA_RUN, cwd=project.path, env=_env(project), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "already registers these inputs" in result.stdout + result.stderr
+    assert {str(v.version) for v in client.search_model_versions("name = 'sora'")} - before == made
+    _assert_clean_tracking(project)
+
+
 def test_kill_sora_run(built_pipeline, tmp_path):
     project, reference = _variant(built_pipeline, tmp_path, finetune={"max_epochs": 5, "patience": 5})
 

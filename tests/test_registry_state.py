@@ -1,13 +1,18 @@
 """The registry state a run depends on is checked: what DVC cannot see (the MLflow store) is compared with
 what the register stage recorded, and versions a killed register left half-made are removed."""
 
+import hashlib
+
 import mlflow
 
+from sora.io import json_text
 from sora.tracking.registry import (
     COMPLETE_TAG,
     PREVIOUS_CHAMPION_TAG,
+    RESULT_TAG,
     registry_mismatch,
     remove_incomplete_versions,
+    unrecorded_result,
 )
 
 
@@ -74,3 +79,28 @@ def test_registry_drift_is_detected(tmp_path):
     # a deleted store (rm mlflow.db) is a new, empty one
     fresh = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/new.db")
     assert "is not in the registry" in registry_mismatch(fresh, "sora", recorded)
+
+
+def test_a_finished_registration_dvc_never_recorded_is_reused(tmp_path):
+    """register finished (run FINISHED, version complete) but its dvc was killed before writing dvc.lock: the
+    rerun gets the same result back instead of registering the same bundle a second time."""
+    client, exp = _store(tmp_path)
+    hashes = {"models/prune": "aaa", "data/processed/test.parquet": "bbb"}
+    older = _version(client, exp)
+    v = _version(client, exp)
+    result = {"version": int(v), "promoted": 1}
+    client.set_model_version_tag("sora", v, RESULT_TAG, json_text(result))
+    for path, md5 in hashes.items():
+        client.set_model_version_tag("sora", v, f"dvc.md5.{path}", md5)
+
+    assert unrecorded_result(client, "sora", hashes, recorded_md5=None) == result
+    # DVC recorded exactly this result: the rerun was forced, so it registers anew
+    recorded = hashlib.md5(json_text(result).encode()).hexdigest()
+    assert unrecorded_result(client, "sora", hashes, recorded_md5=recorded) is None
+    # other inputs (a new bundle), or inputs unknown
+    assert unrecorded_result(client, "sora", {**hashes, "models/prune": "ccc"}, recorded_md5=None) is None
+    assert unrecorded_result(client, "sora", {}, recorded_md5=None) is None
+    # only the newest version counts, and only a complete one
+    newer = _version(client, exp, complete=False)
+    assert unrecorded_result(client, "sora", hashes, recorded_md5=None) is None
+    assert older != newer

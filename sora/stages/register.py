@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from sora.config import Params
-from sora.io import read_json, write_json
+from sora.io import json_text, read_json, write_json
 from sora.pipeline.entry import StageContext, require, stage_main
 from sora.pipeline.imports import pinned_requirements, walk
 from sora.tracking.runs import dvc_hashes, git_commit
@@ -65,7 +65,7 @@ def version_description(variant: str, by_lang: dict, baseline_acc: dict, decisio
 
 def register(
     params: Params, mlflow, bundle: Path, prune_metrics_path: Path, baseline_metrics_path: Path, test_path: Path,
-    lineage_paths,
+    lineage_paths, recorded_md5: str | None = None,
 ) -> dict:  # fmt: skip
     from mlflow.models import infer_signature
 
@@ -74,11 +74,13 @@ def register(
     from sora.tracking.registry import (
         COMPLETE_TAG,
         PREVIOUS_CHAMPION_TAG,
+        RESULT_TAG,
         Decision,
         absolute_gate,
         champion_metrics,
         decide,
         remove_incomplete_versions,
+        unrecorded_result,
     )
 
     r = params.register_
@@ -95,6 +97,13 @@ def register(
     refusal = absolute_gate(by_lang, baseline_acc, majority_acc, r.baseline_tolerance, r.majority_margin)
     client = mlflow.MlflowClient()
     remove_incomplete_versions(client, r.model_name)
+    hashes = dvc_hashes(lineage_paths)
+    if (again := unrecorded_result(client, r.model_name, hashes, recorded_md5)) is not None:
+        print(
+            f"register: version {again['version']} of {r.model_name} already registers these inputs (its run "
+            "finished, but DVC never recorded the stage): its result is written again"
+        )
+        return again
     example = pd.DataFrame({"text": EXAMPLE})
     signature = infer_signature(example, load_bundle(bundle).predict_frame(EXAMPLE))
     info = mlflow.pyfunc.log_model(
@@ -111,7 +120,6 @@ def register(
         {**candidate, **{f"test_acc_{lang}": acc for lang, acc in by_lang.items()}}, model_id=info.model_id
     )
     champion_version, champion = champion_metrics(client, r.model_name, f"dvc.md5.{test_path}")
-    hashes = dvc_hashes(lineage_paths)
     test_md5 = hashes.get(str(test_path))
     if champion_version and champion is None:
         decision = Decision(
@@ -151,13 +159,12 @@ def register(
     client.set_registered_model_alias(r.model_name, "candidate", version)
     if decision.promote:
         client.set_registered_model_alias(r.model_name, "champion", version)
-    client.set_model_version_tag(r.model_name, version, COMPLETE_TAG, "true")
     decision_text = "promoted" if decision.promote else "kept champion"
     mlflow.set_tags({"sora.decision": decision_text, "sora.decision_reason": decision.reason})
     verdict = "PROMOTED to champion" if decision.promote else "stays candidate"
     print(f"register: {r.model_name} version {version} {verdict}: {decision.reason}")
     # numbers only (the reason is a tag of the run and of the version); 0 = no champion
-    return {
+    result = {
         "version": int(version),
         "promoted": int(decision.promote),
         "champion_version": int(version if decision.promote else champion_version or 0),
@@ -166,13 +173,18 @@ def register(
         "gate": {"candidate_acc": by_lang, "baseline_acc": baseline_acc, "majority_acc": majority_acc},
         "champion": {k: v for k, v in (champion or {}).items() if k != "test_md5"},
     }
+    client.set_model_version_tag(r.model_name, version, RESULT_TAG, json_text(result))
+    client.set_model_version_tag(r.model_name, version, COMPLETE_TAG, "true")
+    return result
 
 
 def run(ctx: StageContext) -> None:
     args = ctx.args
+    recorded_md5 = dvc_hashes([str(args.metrics)]).get(str(args.metrics))
     result = register(
-        ctx.params, ctx.mlflow, args.bundle, args.prune_metrics, args.baseline_metrics, args.test, ctx.spec.data_deps
-    )
+        ctx.params, ctx.mlflow, args.bundle, args.prune_metrics, args.baseline_metrics, args.test,
+        ctx.spec.data_deps, recorded_md5,
+    )  # fmt: skip
     write_json(args.metrics, result)
     ctx.log_metrics(result)
     ctx.mlflow.log_dict(result, "register_decision.json")

@@ -94,6 +94,7 @@ def champion_metrics(client, name: str, test_md5_tag: str) -> tuple[str | None, 
 
 
 COMPLETE_TAG = "sora.registered"  # set last: a version without it was left half-made by a killed register
+RESULT_TAG = "sora.result"  # the stage's metrics file, as written, so an unrecorded registration can be reused
 PREVIOUS_CHAMPION_TAG = "sora.previous_champion"  # set before the aliases move, so a kill can be undone
 SORA_ALIASES = ("candidate", "champion")
 
@@ -138,6 +139,35 @@ def remove_incomplete_versions(client, name: str) -> list[str]:
     if removed:
         print(f"register: removed version(s) {', '.join(removed)} of {name}, left incomplete by a killed run")
     return removed
+
+
+def unrecorded_result(client, name: str, hashes: dict[str, str], recorded_md5: str | None) -> dict | None:
+    """The metrics of the newest version when its register run finished but DVC never recorded the stage (a
+    kill in between), and it registered these same inputs (`hashes`, DVC md5 per path). The rerun then writes
+    that result again instead of registering the same bundle twice. A result whose bytes DVC did record
+    (`recorded_md5`) means a forced rerun, which registers anew."""
+    import hashlib
+    import json
+
+    from mlflow.exceptions import MlflowException
+
+    if not hashes:  # inputs unknown (no dvc.lock): nothing to say they are the same
+        return None
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    if not versions:
+        return None
+    newest = max(versions, key=lambda v: int(v.version))
+    text = newest.tags.get(RESULT_TAG)
+    if text is None or COMPLETE_TAG not in newest.tags:
+        return None
+    if any(newest.tags.get(f"dvc.md5.{path}") != md5 for path, md5 in hashes.items()):
+        return None
+    if hashlib.md5(text.encode("utf-8")).hexdigest() == recorded_md5:
+        return None
+    return json.loads(text)
 
 
 def registry_mismatch(client, name: str, recorded: dict) -> str | None:
