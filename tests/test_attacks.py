@@ -433,3 +433,13 @@ def test_run_suite_outcomes_agree_with_its_table():
         assert len(mine) == row.n and mine.example.is_unique
         assert mine.correct.mean() == pytest.approx(row.accuracy_under_attack)
         assert (np.array(SUITE_LANGS)[mine.example] == row.lang).all()  # positions index the inputs
+
+
+def test_run_suite_one_language_at_a_time_adds_up_to_the_whole_run():
+    args = (SUITE_TEXTS, SUITE_LABELS, SUITE_LANGS, KeywordModel(), 0.5, 0)
+    kwargs = dict(max_greedy_examples=3, progress=False, with_outcomes=True)
+    table, outcomes = run_suite(*args, **kwargs)
+    parts = [run_suite(*args, **kwargs, only_langs=[lang]) for lang in ("zh", "en")]
+    assert [set(t.lang) for t, _ in parts] == [{"zh"}, {"en"}]
+    pd.testing.assert_frame_equal(table, pd.concat([t for t, _ in parts], ignore_index=True))
+    pd.testing.assert_frame_equal(outcomes, pd.concat([o for _, o in parts], ignore_index=True))

@@ -148,3 +148,29 @@ def test_tied_output_drags_unused_embeddings_together():
     """Why `pretrain.tie_output: false` exists: tied, the softmax moves every unused row every step."""
     acc, kept = _copy_task_after_training(tie_output=True)
     assert kept < 0.9 and acc < 0.9
+
+
+def test_dropout_keeps_the_expectation_and_is_off_in_eval():
+    from sora.models.encoder import Dropout
+
+    torch.manual_seed(0)
+    drop, x = Dropout(0.3), torch.ones(200_000)
+    y = drop(x)
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - 0.3) < 0.01  # about p of the entries dropped
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))  # the rest scaled so the mean stays
+    assert torch.equal(drop.eval()(x), x)
+
+
+def test_training_attention_on_cpu_equals_the_fused_kernel_without_dropout():
+    from sora.models.encoder import EncoderLayer
+
+    torch.manual_seed(0)
+    layer = EncoderLayer(16, 2, 32, dropout=0.0)
+    x = torch.randn(3, 7, 16)
+    keep = torch.ones(3, 1, 1, 7, dtype=torch.bool)
+    keep[1, ..., 4:] = False  # padding: the written-out attention must mask it as the kernel does
+    layer.dropout = 1e-9  # takes the written-out path, drops (almost surely) nothing
+    written_out = layer.train()(x, keep)
+    fused = layer.eval()(x, keep)
+    assert torch.allclose(written_out, fused, atol=1e-5)

@@ -55,6 +55,16 @@ def test_out_of_fold_logits_come_from_models_that_did_not_see_the_text(classical
     assert oof[np.arange(len(y)), y].mean() < full[np.arange(len(y)), y].mean()
 
 
+def test_fits_in_worker_processes_equal_fits_one_after_the_other(classical, frames):
+    train, val = frames
+    parallel = TunedClassical([1.0, 4.0], 500, jobs=2).fit(train, val)
+    assert parallel.chosen_C == classical.chosen_C
+    np.testing.assert_allclose(parallel.predict_proba(val, 2), classical.predict_proba(val, 2), atol=1e-12)
+    np.testing.assert_allclose(
+        parallel.out_of_fold_logits(train, 2, folds=3), classical.out_of_fold_logits(train, 2, folds=3), atol=1e-12
+    )
+
+
 def test_a_bundle_with_an_ngram_half_adds_its_logits(bundle, classical, tmp_path):
     import shutil
 

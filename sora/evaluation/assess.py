@@ -45,11 +45,11 @@ def attack_suite(
 
 
 def assess(
-    ckpt: Path, test_path: Path, vocab_path: Path, e: EvaluateParams, threads: int, progress: bool | str
-) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
-    """One model: clean test probabilities, its robustness table and per-example outcomes (clean included).
-    Runs in a worker process of its own when there are several, so it loads its own inputs (nothing large
-    crosses the process boundary)."""
+    ckpt: Path, test_path: Path, vocab_path: Path, e: EvaluateParams, threads: int, progress: bool | str, lang: str
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """One model on the test texts of one language: their row positions, clean probabilities, the robustness
+    table and per-example attack outcomes. Runs in a worker process of its own when there are several, so it
+    loads its own inputs (nothing large crosses the process boundary)."""
     import torch
 
     from sora.data.vocab import Vocab
@@ -57,30 +57,34 @@ def assess(
     if threads > 0:
         torch.set_num_threads(threads)
     test = pd.read_parquet(test_path)
+    rows = np.flatnonzero((test["lang"] == lang).to_numpy())
     predictor = load_predictor(ckpt, Vocab.load(vocab_path), e.batch_size)
-    probs = predictor.predict_proba(test["text"].tolist(), test["lang"].tolist())
-    print(f"evaluate: attacking {ckpt}", flush=True)
-    table, outcomes = attack_suite(predictor, test, e, include_greedy=True, progress=progress, with_outcomes=True)
-    clean = pd.DataFrame(
-        {
-            "attack": "clean",
-            "lang": test["lang"].to_numpy(),
-            "example": np.arange(len(test)),
-            "correct": probs.argmax(1) == test["label"].to_numpy(),
-        }
+    probs = predictor.predict_proba(test["text"].iloc[rows].tolist(), [lang] * len(rows))
+    print(f"evaluate: attacking {ckpt} ({lang})", flush=True)
+    table, outcomes = attack_suite(
+        predictor, test, e, include_greedy=True, progress=progress, with_outcomes=True, only_langs=[lang]
     )
-    return probs, table, pd.concat([clean, outcomes], ignore_index=True)
+    return rows, probs, table, outcomes
 
 
 def assess_all(
     checkpoints: dict[str, Path], test_path: Path, vocab_path: Path, e: EvaluateParams, threads: int, processes: int
 ) -> dict[str, tuple[np.ndarray, pd.DataFrame, pd.DataFrame]]:
-    """Every model, side by side in `processes` worker processes (the attack suite is mostly single-threaded
-    tokenisation, so one process per model uses the cores a single process leaves idle)."""
-    names = list(checkpoints)
-    processes = min(processes, len(names))
+    """Every model: (clean test probabilities, robustness table, per-example outcomes with the clean ones).
+    One job per model and language, `processes` side by side (the attack suite is mostly single-threaded
+    tokenisation, so one process per job uses the cores a single process leaves idle; with one job per model, a
+    third model would run alone on one core). Chinese jobs, the longest, go first."""
+    from sora.evaluation.attacks.suite import LANGS
+
+    test = pd.read_parquet(test_path, columns=["label", "lang"])
+    jobs = [(n, lang) for lang in LANGS if (test["lang"] == lang).any() for n in checkpoints]
+    processes = min(processes, len(jobs))
+    label = lambda n, lang: f"attacks on {n} ({lang})"
     if processes <= 1:
-        results = {n: assess(checkpoints[n], test_path, vocab_path, e, threads, f"attacks on {n}") for n in names}
+        results = {
+            (n, lang): assess(checkpoints[n], test_path, vocab_path, e, threads, label(n, lang), lang)
+            for n, lang in jobs
+        }
     else:
         from concurrent.futures import ProcessPoolExecutor
         from multiprocessing import get_context
@@ -90,16 +94,32 @@ def assess_all(
         per_process = max(1, (threads or os.cpu_count() or 1) // processes)
         # spawn, not fork: a forked copy of a process that already runs torch's thread pool can deadlock.
         with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
-            # On a terminal only the first model draws a bar (two bars from two processes would garble it);
-            # progress lines name their model, so through a pipe every process reports.
+            # On a terminal only the first job draws a bar (two bars from two processes would garble it);
+            # progress lines name their model and language, so through a pipe every job reports.
             lines = not on_terminal()
             futures = {
-                n: pool.submit(assess, checkpoints[n], test_path, vocab_path, e, per_process,
-                               f"attacks on {n}" if i == 0 or lines else False)
-                for i, n in enumerate(names)
+                job: pool.submit(assess, checkpoints[job[0]], test_path, vocab_path, e, per_process,
+                                 label(*job) if i == 0 or lines else False, job[1])
+                for i, job in enumerate(jobs)
             }  # fmt: skip
-            results = {n: f.result() for n, f in futures.items()}
-    return {n: (probs, table.assign(model=n), outcomes) for n, (probs, table, outcomes) in results.items()}
+            results = {job: f.result() for job, f in futures.items()}
+    out = {}
+    for n in checkpoints:
+        parts = [results[(n, lang)] for lang in LANGS if (n, lang) in results]
+        probs = np.zeros((len(test), parts[0][1].shape[1]))
+        for rows, part_probs, _, _ in parts:
+            probs[rows] = part_probs
+        clean = pd.DataFrame(
+            {
+                "attack": "clean",
+                "lang": test["lang"].to_numpy(),
+                "example": np.arange(len(test)),
+                "correct": probs.argmax(1) == test["label"].to_numpy(),
+            }
+        )
+        table = pd.concat([part[2] for part in parts], ignore_index=True).assign(model=n)
+        out[n] = (probs, table, pd.concat([clean, *(part[3] for part in parts)], ignore_index=True))
+    return out
 
 
 def attack_metrics(table: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:

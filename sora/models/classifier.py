@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from sora.config import ModelParams
-from sora.models.encoder import TransformerEncoder
+from sora.models.encoder import Dropout, TransformerEncoder
 
 
 def pad_ids(seqs: list[list[int]], pad_id: int) -> torch.Tensor:
@@ -55,7 +55,7 @@ class Classifier(nn.Module):
     def __init__(self, encoder: TransformerEncoder, num_classes: int, dropout: float, wide_buckets: int = 0):
         super().__init__()
         self.encoder = encoder
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.head = nn.Linear(encoder.d_model, num_classes)
         self.wide_buckets = wide_buckets
         if wide_buckets:

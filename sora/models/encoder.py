@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from sora.config import ModelParams
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout. On CPU the mask comes from torch.rand: F.dropout draws it with bernoulli_, which is about
+    three times slower there and made up over a third of a CPU training step (benchmarks/dropout.py). Other
+    devices keep F.dropout, a fused kernel."""
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu":
+        return F.dropout(x, p, True)
+    return x * ((torch.rand_like(x) >= p) / (1.0 - p))
+
+
+class Dropout(nn.Module):
+    """nn.Dropout with the faster CPU mask of `dropout` (no parameters, so checkpoints are unchanged)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 class EncoderLayer(nn.Module):
@@ -26,13 +53,21 @@ class EncoderLayer(nn.Module):
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
         self.ff1, self.ff2 = nn.Linear(d_model, ff_dim), nn.Linear(ff_dim, d_model)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        if not (self.training and self.dropout > 0.0 and q.device.type == "cpu"):
+            p = self.dropout if self.training else 0.0
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=p)
+        # Training on CPU: the same attention written out, so its dropout takes the faster mask.
+        scores = (q @ k.transpose(-2, -1)).div_(math.sqrt(q.size(-1))).masked_fill_(~keep, float("-inf"))
+        return dropout(scores.softmax(-1), self.dropout, True) @ v
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """x (B,T,D); keep (B,1,1,T) bool, True = a real token that queries may attend to."""
         b, t, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
-        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=self.dropout if self.training else 0.0)
+        attn = self.attend(q, k, v, keep)
         x = x + self.drop(self.out(attn.transpose(1, 2).reshape(b, t, d)))
         return x + self.drop(self.ff2(self.drop(F.gelu(self.ff1(self.norm2(x))))))
 
@@ -55,7 +90,7 @@ class TransformerEncoder(nn.Module):
         self.max_len, self.pad_id = max_len, pad_id
         self.tok = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
         self.pos = nn.Embedding(max_len, d_model)  # learned positions
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, ff_dim, dropout) for _ in range(n_layers))
         self.norm = nn.LayerNorm(d_model)  # pre-norm stacks need a final norm
         # Small embedding init (GPT-2 style): with N(0,1) the tied decoder projection starts with huge logits

@@ -17,7 +17,7 @@ def run(ctx: StageContext) -> None:
     require(*paths.values())
     splits = {s: pd.read_parquet(p, columns=["text", "label", "lang"]) for s, p in paths.items()}
     p = ctx.params.baseline
-    tuned = TunedClassical(p.tuned_Cs, p.max_iter).fit(splits["train"], splits["val"])
+    tuned = TunedClassical(p.tuned_Cs, p.max_iter, jobs=ctx.params.trainer.threads).fit(splits["train"], splits["val"])
     metrics = {
         "test": evaluate_baseline(splits, p.C, p.max_iter),
         "tuned": {"test": tuned.scores(splits["test"]), "val": tuned.scores(splits["val"]), "C": tuned.chosen_C},

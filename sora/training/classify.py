@@ -42,7 +42,7 @@ def initialise(module, params: Params, vocab, encoder: Path | None, train: pd.Da
     }
     return fit_wide(
         module.model, ids["train"], train["label"].to_numpy(), ids["val"], val["label"].to_numpy(),
-        params.finetune.wide_Cs,
+        params.finetune.wide_Cs, jobs=params.trainer.threads,
     )  # fmt: skip
 
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from scipy import sparse
-from sklearn.linear_model import LogisticRegression
 
+from sora.evaluation.baseline import fit_regressions
 from sora.progress import progress
 
 
@@ -63,23 +63,20 @@ def fit_wide(
     val_labels: np.ndarray,
     Cs: Sequence[float],
     max_iter: int = 2000,
+    jobs: int = 1,
 ) -> dict[str, float]:
-    """Set the model's idf from train, fit one logistic regression per C on train's tf-idf features, keep the
-    best on val accuracy, and copy it into the model's wide tables (weights x idf) and head bias. Returns {"C":
-    chosen, "val_acc": its val accuracy}."""
+    """Set the model's idf from train, fit one logistic regression per C on train's tf-idf features (`jobs` at a
+    time), keep the best on val accuracy (the first of equals, in the order of Cs), and copy it into the model's
+    wide tables (weights x idf) and head bias. Returns {"C": chosen, "val_acc": its val accuracy}."""
     if not model.wide_buckets:
         raise ValueError("the model has no wide part (model.wide_buckets is 0)")
     set_idf(model, occurrences(model, train_ids))
     x_train, x_val = design_matrix(model, train_ids), design_matrix(model, val_ids)
-    best = None
     with progress("wide part: logistic regressions (C on val)", len(Cs)) as bar:
-        for C in Cs:
-            lr = LogisticRegression(C=C, max_iter=max_iter).fit(x_train, train_labels)
-            acc = float((lr.predict(x_val) == val_labels).mean())
-            if best is None or acc > best[0]:
-                best = (acc, C, lr)
-            bar.advance(1)
-    acc, C, lr = best
+        fits = fit_regressions(x_train, train_labels, list(Cs), max_iter, jobs, bar)
+    accs = [float((lr.predict(x_val) == val_labels).mean()) for lr in fits]
+    best = int(np.argmax(accs))
+    acc, C, lr = accs[best], Cs[best], fits[best]
     num_classes = model.head.out_features
     if lr.coef_.shape[0] == 1:  # binary: softmax over (-z/2, z/2) equals sigmoid(z)
         coef = np.stack([-lr.coef_[0] / 2, lr.coef_[0] / 2], axis=1)

@@ -70,12 +70,15 @@ def run_suite(
     max_candidates: int = 32,
     progress: bool | str = True,
     with_outcomes: bool = False,
+    only_langs: Sequence[str] | None = None,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Every perturbation attack of each language present, an ``all_perturbations`` worst-case row per language
     (an example is robust only if it survives every perturbation attack) and, optionally, the greedy attack on
     the first ``max_greedy_examples`` examples of each language. Clean predictions are computed once.
     Columns: :data:`SUITE_COLUMNS`. With ``with_outcomes``, also each example's outcome: a frame of (attack,
-    lang, example = position in ``texts``, correct = right under that attack), for paired model comparisons."""
+    lang, example = position in ``texts``, correct = right under that attack), for paired model comparisons.
+    ``only_langs`` attacks only the examples of those languages, with the same perturbations and example positions
+    as a whole run: the languages can be attacked in separate processes and the results concatenated."""
     items = _check_inputs(texts, labels, langs)
     outcomes: list[pd.DataFrame] = []
 
@@ -92,9 +95,14 @@ def run_suite(
                 )
             )
 
-    clean_all = predict(predict_proba, [it[1] for it in items], batch_size)
-    by_lang = {lg: [j for j, it in enumerate(items) if it[3] == lg] for lg in LANGS}
+    by_lang = {lg: [j for j, it in enumerate(items) if it[3] == lg] for lg in LANGS if lg in (only_langs or LANGS)}
     by_lang = {lg: js for lg, js in by_lang.items() if js}
+    wanted = [j for js in by_lang.values() for j in js]
+    clean_all = np.zeros((len(items), 0))
+    if wanted:
+        clean = predict(predict_proba, [items[j][1] for j in wanted], batch_size)
+        clean_all = np.zeros((len(items), clean.shape[1]))
+        clean_all[wanted] = clean
 
     def greedy_js(js: list[int]) -> list[int]:
         return js if max_greedy_examples is None else js[: max(0, int(max_greedy_examples))]
