@@ -1,0 +1,115 @@
+"""What a scheduled retrain costs after new labeled data arrives: append N labeled rows, then `sora run`.
+
+Run it in a clone made for the purpose, after the pipeline has run there: it adds a user file and edits that
+clone's params.yaml.
+
+    git clone . /tmp/bench && cd /tmp/bench && make pipeline && .venv/bin/python benchmarks/append_retrain.py
+
+The new rows are perturbed copies (one random attack of the evaluation suite each) of a seeded sample of train
+texts, half Chinese and half English, with their labels: new texts, so every stage downstream of the data has
+work to do. Like any appended text, each lands in train, val or test by the hash of its text. It is a timing
+probe, not data to keep. Prints the wall-clock time of `sora run`, each stage's seconds (from the MLflow
+parent run), which stages ran, and whether pretraining stayed cached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BUDGET_SECONDS = 600  # what a retrain on 2 cores may take after appending 1,000 rows
+FOUNDATION = ("pool", "vocab", "pretrain")  # must stay cached: they depend on unlabeled text only
+
+
+def new_rows(train, rows: int, seed: int):
+    import pandas as pd
+
+    from sora.data.text import normalise
+    from sora.evaluation.attacks import ATTACKS, attacks_for
+
+    seen, out = set(train["text"]), []
+    for lang, group in train.groupby("lang", sort=True):
+        picked = group.sample(n=min(len(group), 2 * rows), random_state=seed)
+        made = 0
+        for i, (text, label) in enumerate(zip(picked["text"], picked["label"])):
+            rng = random.Random(f"append:{seed}:{lang}:{i}")
+            new = normalise(ATTACKS[rng.choice(attacks_for(lang))][1](text, lang, 0.2, rng))
+            if new in seen:
+                continue
+            seen.add(new)
+            out.append({"text": new, "label": int(label), "lang": lang})
+            made += 1
+            if made == rows // 2:
+                break
+    return pd.DataFrame(out)
+
+
+def list_user_file(params: Path, path: str) -> None:
+    """Add `path` to ingest.user_files, keeping the file's comments; an inline list only."""
+    text = params.read_text(encoding="utf-8")
+    match = re.search(r"^(  user_files: )\[(.*?)\]", text, flags=re.M)
+    if match is None:
+        sys.exit(f"{params}: ingest.user_files is not an inline list [...]; add {path} to it and run `sora run`")
+    items = [s.strip() for s in match.group(2).split(",") if s.strip()]
+    if path not in items:
+        items.append(path)
+    params.write_text(text[: match.start()] + f"{match.group(1)}[{', '.join(items)}]" + text[match.end() :])
+
+
+def stage_seconds(parent_run_id: str) -> dict[str, tuple[str, float]]:
+    import mlflow
+
+    from sora.config import load_params
+    from sora.tracking.runs import tracking_uri
+
+    run = mlflow.MlflowClient(tracking_uri=tracking_uri(load_params("params.yaml"))).get_run(parent_run_id)
+    seconds = {k.split(".", 1)[1]: v for k, v in run.data.metrics.items() if k.startswith("stage_seconds.")}
+    status = {k.split(".", 2)[2]: v for k, v in run.data.tags.items() if k.startswith("sora.stage.")}
+    return {stage: (status.get(stage, "?"), s) for stage, s in seconds.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=1000, help="labeled rows to append (half zh, half en)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    import pandas as pd
+
+    train_path = Path("data/processed/train.parquet")
+    if not train_path.is_file():
+        sys.exit(f"{train_path} is missing: run the pipeline here first (make pipeline)")
+    out = Path(f"data/user/append_{args.rows}.csv")
+    if out.exists():
+        sys.exit(f"{out} exists: this clone has had its append already; make a fresh one")
+    rows = new_rows(pd.read_parquet(train_path, columns=["text", "label", "lang"]), args.rows, args.seed)
+    rows.to_csv(out, index=False)
+    list_user_file(Path("params.yaml"), out.as_posix())
+    print(f"appended {len(rows)} labeled rows ({out}); running `sora run`", flush=True)
+
+    start = time.monotonic()
+    proc = subprocess.run([str(Path(sys.executable).with_name("sora")), "run"], capture_output=True, text=True)
+    wall = time.monotonic() - start
+    if proc.returncode:
+        sys.exit(f"sora run failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    summary = proc.stdout.strip().splitlines()[-1]
+    parent = re.search(r"MLflow parent run (\w+)", summary)
+    print(summary)
+    stages = stage_seconds(parent.group(1)) if parent else {}
+    for stage, (status, seconds) in stages.items():
+        print(f"  {stage:10s} {status:8s} {seconds:7.1f} s")
+    reran = [s for s in FOUNDATION if stages.get(s, ("?",))[0] == "ran"]
+    print(f"sora run after appending {len(rows)} rows: {wall:.0f} s (budget {BUDGET_SECONDS} s: "
+          f"{'within' if wall <= BUDGET_SECONDS else 'OVER'}); "
+          f"foundation stages rerun: {', '.join(reran) or 'none'}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
