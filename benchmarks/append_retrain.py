@@ -94,12 +94,17 @@ def main() -> None:
     list_user_file(Path("params.yaml"), out.as_posix())
     print(f"appended {len(rows)} labeled rows ({out}); running `sora run`", flush=True)
 
-    start = time.monotonic()
-    proc = subprocess.run([str(Path(sys.executable).with_name("sora")), "run"], capture_output=True, text=True)
+    start, lines = time.monotonic(), []
+    # sora run's own progress lines pass through; its last line is the summary with the MLflow parent run
+    with subprocess.Popen([str(Path(sys.executable).with_name("sora")), "run"], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as proc:  # fmt: skip
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+            lines.append(line.strip())
     wall = time.monotonic() - start
     if proc.returncode:
-        sys.exit(f"sora run failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
-    summary = proc.stdout.strip().splitlines()[-1]
+        sys.exit(f"sora run failed (exit {proc.returncode}): see its output above")
+    summary = next(line for line in reversed(lines) if line.startswith("retrain "))
     parent = re.search(r"MLflow parent run (\w+)", summary)
     print(summary)
     stages = stage_seconds(parent.group(1)) if parent else {}

@@ -77,7 +77,10 @@ def assess_all(
     from sora.evaluation.attacks.suite import LANGS
 
     test = pd.read_parquet(test_path, columns=["label", "lang"])
-    jobs = [(n, lang) for lang in LANGS if (test["lang"] == lang).any() for n in checkpoints]
+    # Longest first, so no long job starts last: a model with an n-gram half (scored by scikit-learn's
+    # analyzers) before the networks alone.
+    slowest_first = sorted(checkpoints, key=lambda n: not (checkpoints[n].parent / "ngram").is_dir())
+    jobs = [(n, lang) for lang in LANGS if (test["lang"] == lang).any() for n in slowest_first]
     processes = min(processes, len(jobs))
     label = lambda n, lang: f"attacks on {n} ({lang})"
     if processes <= 1:

@@ -52,16 +52,18 @@ def run(ctx: StageContext) -> None:
 
     hardened, hp = load_classifier(hardened_ckpt)
     predictor = Predictor(hardened, vocab, hp["model_params"]["max_len"], params.evaluate.batch_size)
-    print(f"distill: the hardened model predicts {sum(len(f) for f in frames.values())} texts", flush=True)
-    members = {
-        name: (
-            predictor.predict_ids([vocab.encode(list(t), predictor.max_len) for t in frame["tokens"]]),
-            softmax(offsets[name], axis=1),
-        )
-        for name, frame in frames.items()
-    }
-    w, _ = pick_weight(*members["val"], splits["val"]["label"].to_numpy())
-    teacher = {name: w * deep + (1 - w) * wide for name, (deep, wide) in members.items()}
+
+    def members(names: list[str]) -> dict[str, tuple]:
+        print(f"distill: the hardened model predicts {sum(len(frames[n]) for n in names)} texts", flush=True)
+        tokens = lambda name: [vocab.encode(list(t), predictor.max_len) for t in frames[name]["tokens"]]
+        return {n: (predictor.predict_ids(tokens(n)), softmax(offsets[n], axis=1)) for n in names}
+
+    scored = members(["val", "test"])
+    w, _ = pick_weight(*scored["val"], splits["val"]["label"].to_numpy())
+    # The train and pool texts need the hardened model's answers only if the teacher gives it a weight.
+    rest = [n for n in frames if n not in scored]
+    scored |= members(rest) if w > 0 else {n: (None, softmax(offsets[n], axis=1)) for n in rest}
+    teacher = {name: wide if deep is None else w * deep + (1 - w) * wide for name, (deep, wide) in scored.items()}
     print(f"distill: teacher = {w:.1f} x hardened + {1 - w:.1f} x n-gram model (weight picked on val)")
 
     # The network needs no n-gram tables of its own: the n-gram model is its wide half.
@@ -85,8 +87,8 @@ def run(ctx: StageContext) -> None:
         "weight_hardened": round(w, 3),
         **{split: accuracy(teacher[split], splits[split]) for split in ("val", "test")},
     }
-    metrics["hardened"] = {split: accuracy(members[split][0], splits[split]) for split in ("val", "test")}
-    metrics["tuned_classical"] = {split: accuracy(members[split][1], splits[split]) for split in ("val", "test")}
+    metrics["hardened"] = {split: accuracy(scored[split][0], splits[split]) for split in ("val", "test")}
+    metrics["tuned_classical"] = {split: accuracy(scored[split][1], splits[split]) for split in ("val", "test")}
     # What the network adds: the student without its n-gram half
     metrics["network_alone"] = score_checkpoint(args.out / "best.ckpt", {s: splits[s] for s in ("val", "test")}, vocab)
     metrics["transfer"] = {"labeled": len(splits["train"]), "unlabeled": len(pool)}
