@@ -15,7 +15,6 @@ parent run), which stages ran, and whether pretraining stayed cached.
 from __future__ import annotations
 
 import argparse
-import random
 import re
 import subprocess
 import sys
@@ -27,26 +26,17 @@ FOUNDATION = ("pool", "vocab", "pretrain")  # must stay cached: they depend on u
 
 
 def new_rows(train, rows: int, seed: int):
+    """rows // 2 perturbed copies per language: harden's attack-noise augmentation, kept apart from train."""
     import pandas as pd
 
-    from sora.data.text import normalise
-    from sora.evaluation.attacks import ATTACKS, attacks_for
+    from sora.training.augment import augment_with_attacks
 
-    seen, out = set(train["text"]), []
-    for lang, group in train.groupby("lang", sort=True):
-        picked = group.sample(n=min(len(group), 2 * rows), random_state=seed)
-        made = 0
-        for i, (text, label) in enumerate(zip(picked["text"], picked["label"])):
-            rng = random.Random(f"append:{seed}:{lang}:{i}")
-            new = normalise(ATTACKS[rng.choice(attacks_for(lang))][1](text, lang, 0.2, rng))
-            if new in seen:
-                continue
-            seen.add(new)
-            out.append({"text": new, "label": int(label), "lang": lang})
-            made += 1
-            if made == rows // 2:
-                break
-    return pd.DataFrame(out)
+    parts = []
+    for _, group in train.groupby("lang", sort=True):
+        share = min(1.0, 2 * (rows // 2) / len(group))  # twice what is needed: a copy equal to a text is dropped
+        added = augment_with_attacks(group, share, 0.2, seed).iloc[len(group) :]
+        parts.append(added.head(rows // 2))
+    return pd.concat(parts, ignore_index=True)[["text", "label", "lang"]]
 
 
 def list_user_file(params: Path, path: str) -> None:
