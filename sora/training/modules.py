@@ -23,6 +23,13 @@ from sora.training.adversarial import METHODS, adversarial_loss
 from sora.training.data import LANG_IDS
 
 
+def adamw(params, lr: float) -> torch.optim.AdamW:
+    """AdamW with torch's fused kernel. Its step over the classifier's 5M parameters (mostly embedding tables,
+    updated densely every step) takes 2.5 ms on 2 CPU threads against 18.6 ms for the default multi-tensor
+    kernel, a fifth of a fine-tuning step (`python benchmarks/optimizer.py`); on GPUs it is the fast path too."""
+    return torch.optim.AdamW(params, lr=lr, fused=True)
+
+
 def warm_start(optimizer: torch.optim.Optimizer, state: dict, lr: float) -> None:
     """Load another run's optimizer state (Adam's moment estimates) and set this run's learning rate.
 
@@ -117,7 +124,7 @@ class PretrainModule(L.LightningModule):
         self.log("val_token_acc", acc, on_epoch=True, sync_dist=True, batch_size=n)
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr)
+        return adamw(self.parameters(), self.hparams.lr)
 
 
 def _with_offset(offset: torch.Tensor | None):
@@ -297,7 +304,7 @@ class ClassifierModule(L.LightningModule):
         for group, params, scale in scaled:
             if params:
                 groups.append({"params": params, "weight_decay": 0.0, "lr": h.lr * scale, "name": group})
-        opt = torch.optim.AdamW(groups, lr=h.lr)
+        opt = adamw(groups, h.lr)
         if self.warm_optimizer_state is not None:
             warm_start(opt, self.warm_optimizer_state, self.hparams.lr)
         factor = _warmup_linear(self.trainer.estimated_stepping_batches, self.hparams.warmup_ratio)
