@@ -113,6 +113,7 @@ class BaselineParams(Block):
     max_iter: int
     tuned_Cs: list[float] = Field(min_length=1)  # the tuned classical model picks its C from these on val
     lexicon_scales: list[float]  # the model's n-gram half tries the lexicon features at these scales ([] = never)
+    oof_folds: int = Field(ge=2)  # folds of the n-gram half's out-of-fold logits on train
 
     @field_validator("lexicon_scales")
     @classmethod

@@ -50,7 +50,7 @@ def run(ctx: StageContext) -> None:
     )
     tuned.ngram_model(num_classes).save(ctx.args.ngram)
     train = splits["train"]
-    oof = tuned.out_of_fold_logits(train, num_classes, seed=ctx.params.trainer.seed)
+    oof = tuned.out_of_fold_logits(train, num_classes, folds=p.oof_folds, seed=ctx.params.trainer.seed)
     write_parquet(ctx.args.train_logits, train[["text", "lang"]].assign(logits=list(oof)))
     write_json(ctx.args.metrics, metrics)
     ctx.log_metrics(metrics)
