@@ -8,22 +8,8 @@ in one run. Synthetic batches of the default shape (params.yaml model, batch 64,
 from __future__ import annotations
 
 import argparse
-import time
 
-
-def step_seconds(model, batches, steps: int) -> float:
-    import torch
-
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    model.train()
-    for i, (ids, labels) in enumerate(batches[: steps + 5]):
-        if i == 5:  # warm-up steps excluded
-            start = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(model(ids), labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return (time.perf_counter() - start) / steps
+from synthetic_steps import default_batches, new_classifier, timed_steps
 
 
 def main() -> None:
@@ -37,20 +23,8 @@ def main() -> None:
     import torch.nn.functional as F
 
     import sora.models.encoder as encoder
-    from sora.config import load_params
-    from sora.models.classifier import build_classifier
 
-    torch.set_num_threads(args.threads)
-    params = load_params("params.yaml")
-    vocab_size, batch = params.vocab.max_size, params.trainer.batch_size
-    gen = torch.Generator().manual_seed(0)
-    batches = [
-        (
-            torch.randint(6, vocab_size, (batch, args.tokens), generator=gen),
-            torch.randint(0, 2, (batch,), generator=gen),
-        )
-        for _ in range(args.steps + 5)
-    ]
+    params, batches = default_batches(args.steps, args.tokens, args.threads)
     ours, attend = encoder.dropout, encoder.EncoderLayer.attend
 
     def torch_attend(self, q, k, v, keep):
@@ -63,9 +37,8 @@ def main() -> None:
             encoder.EncoderLayer.attend = torch_attend
         else:
             encoder.dropout, encoder.EncoderLayer.attend = ours, attend
-        torch.manual_seed(0)
-        model = build_classifier(vocab_size, 0, params.model, 2)
-        results[name] = step_seconds(model, batches, args.steps)
+        model = new_classifier(params)
+        results[name] = timed_steps(model, batches, torch.optim.AdamW(model.parameters(), lr=1e-3), args.steps)[1]
         print(f"{name:12s} {results[name] * 1000:7.1f} ms per training step", flush=True)
     encoder.dropout, encoder.EncoderLayer.attend = ours, attend
     torch_best = min(results["torch"], results["torch again"])

@@ -9,25 +9,8 @@ Prints the optimizer step alone and the whole training step.
 from __future__ import annotations
 
 import argparse
-import time
 
-
-def timed(model, batches, opt, steps: int) -> tuple[float, float]:
-    """(seconds per optimizer step, seconds per training step), after 5 warm-up steps."""
-    import torch
-
-    model.train()
-    in_step = 0.0
-    for i, (ids, labels) in enumerate(batches[: steps + 5]):
-        if i == 5:
-            start, in_step = time.perf_counter(), 0.0
-        loss = torch.nn.functional.cross_entropy(model(ids), labels)
-        opt.zero_grad()
-        loss.backward()
-        before = time.perf_counter()
-        opt.step()
-        in_step += time.perf_counter() - before
-    return in_step / steps, (time.perf_counter() - start) / steps
+from synthetic_steps import default_batches, new_classifier, timed_steps
 
 
 def main() -> None:
@@ -38,27 +21,17 @@ def main() -> None:
 
     import torch
 
-    from sora.config import load_params
-    from sora.models.classifier import build_classifier
     from sora.training.modules import adamw
 
-    torch.set_num_threads(args.threads)
-    params = load_params("params.yaml")
-    vocab_size, batch = params.vocab.max_size, params.trainer.batch_size
-    gen = torch.Generator().manual_seed(0)
-    batches = [
-        (torch.randint(6, vocab_size, (batch, 40), generator=gen), torch.randint(0, 2, (batch,), generator=gen))
-        for _ in range(args.steps + 5)
-    ]
+    params, batches = default_batches(args.steps, 40, args.threads)
     kinds = {
         "foreach": lambda ps: torch.optim.AdamW(ps, lr=1e-3),
         "fused": lambda ps: adamw(ps, 1e-3),
     }
     results = {}
     for name in ("foreach", "fused", "foreach"):  # the default twice: the first run also warms the allocator
-        torch.manual_seed(0)
-        model = build_classifier(vocab_size, 0, params.model, 2)
-        step, total = timed(model, batches, kinds[name](model.parameters()), args.steps)
+        model = new_classifier(params)
+        step, total = timed_steps(model, batches, kinds[name](model.parameters()), args.steps)
         results[name] = min(results.get(name, (step, total)), (step, total))
         print(f"{name:8s} optimizer step {step * 1000:6.1f} ms, training step {total * 1000:6.1f} ms", flush=True)
     (f_step, f_total), (d_step, d_total) = results["fused"], results["foreach"]

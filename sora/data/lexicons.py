@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sora.data.sources import LEXICON_FILES
+from sora.data.catalog import LEXICON_FILES
 from sora.errors import DataError
 
 COLUMNS = ["lang", "term", "polarity", "source"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from sklearn.base import clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
@@ -122,12 +123,16 @@ class TunedClassical:
                     self._add_lexicon(lang, views, tr, va, x_tr, x_va, accs[best], bar)
         return self
 
+    def lexicon_at(self, lang: str, scale: float) -> LexiconFeatures:
+        """A copy of the language's lexicon features at `scale` (the one given to the constructor is left as is)."""
+        return clone(self.lexicons[lang]).set_params(scale=scale)
+
     def _add_lexicon(self, lang, views, tr, va, x_tr, x_va, reference_acc: float, bar) -> None:
         """Fit the reference's features plus the lexicon's at each scale (the reference's C); keep the best
         scale if it beats the reference on val."""
         from joblib import delayed
 
-        lexicon = self.lexicons[lang].set_params(scale=1.0)
+        lexicon = self.lexicon_at(lang, 1.0)
         lex_tr, lex_va = lexicon.transform(tr["text"]), lexicon.transform(va["text"])
         design = lambda x, lex, scale: sparse.hstack([x, lex * scale]).tocsr()
         calls = [
@@ -141,7 +146,7 @@ class TunedClassical:
         best = int(np.argmax(accs))
         if accs[best] > reference_acc:
             scale = self.lexicon_scales[best]
-            self.models[lang] = make_pipeline(with_lexicon(views, lexicon.set_params(scale=scale)), fits[best])
+            self.models[lang] = make_pipeline(with_lexicon(views, self.lexicon_at(lang, scale)), fits[best])
             self.lexicon_scale[lang] = float(scale)
 
     def predict_proba(self, frame: pd.DataFrame, num_classes: int, reference: bool = False) -> np.ndarray:
@@ -178,7 +183,7 @@ class TunedClassical:
             texts, labels = frame["text"].iloc[rows], frame["label"].iloc[rows].to_numpy()
             splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
             for fit_on, held_out in splitter.split(texts, labels):
-                lexicon = self.lexicons[lang] if self.lexicon_scale[lang] else None
+                lexicon = self.lexicon_at(lang, self.lexicon_scale[lang]) if self.lexicon_scale[lang] else None
                 C = self.chosen_C[lang]
                 calls.append(delayed(_held_out_probs)(lang, texts, labels, fit_on, held_out, C, self.max_iter, lexicon))
                 targets.append(rows[held_out])
