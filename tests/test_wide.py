@@ -72,13 +72,17 @@ def test_wide_equals_design_matrix_times_tables(wide_params):
         got = model.wide(pad_ids(seqs, PAD)).double().numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5)
     # [CLS] x 9 x 9 x 9: three unigrams and two (identical) bigrams over sqrt(5), [CLS] not among them.
-    cols = model.wide_columns([CLS, 9, 9, 9])
-    assert CLS not in cols and cols.count(9) == 3 and len(cols) == 5
+    rows, cols = model.wide_columns([[CLS, 9, 9, 9]])
+    assert CLS not in cols and list(cols).count(9) == 3 and len(cols) == 5 and not rows.any()
     assert cols[3] == cols[4] and VOCAB_SIZE <= cols[3] < VOCAB_SIZE + wide_params.wide_buckets
     assert x[len(seqs) - 1, 9] == pytest.approx(3 / np.sqrt(5))
     # Features are exactly the columns: padding and position 0 are not words.
-    assert model.wide_columns([CLS, 9, 10, PAD, PAD]) == model.wide_columns([CLS, 9, 10])
-    assert model.wide_columns([CLS]) == []
+    columns = lambda ids: sorted(model.wide_columns([ids])[1].tolist())
+    assert columns([CLS, 9, 10, PAD, PAD]) == columns([CLS, 9, 10])
+    assert columns([CLS]) == []
+    # Rows stay apart: no bigram across the end of one text and the start of the next.
+    rows, cols = model.wide_columns([[CLS, 9, 10], [CLS], [CLS, 11]])
+    assert sorted(rows.tolist()) == [0] * len(columns([CLS, 9, 10])) + [2] * len(columns([CLS, 11]))
 
 
 def test_wide_is_a_linear_model_on_l2_normalised_tfidf(wide_params):

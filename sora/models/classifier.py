@@ -7,8 +7,11 @@ part learns what a bag of n-grams misses (order, negation scope, words it has on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -80,16 +83,24 @@ class Classifier(nn.Module):
         """(vocab_size, MAX_CHAR_GRAMS) bucket ids per token, wide_buckets where a token has fewer n-grams."""
         self.char_ngrams.copy_(table)
 
-    def wide_columns(self, ids: list[int], char_table: list[list[int]] | None = None) -> list[int]:
-        """The wide features of one encoded text as columns of a (vocab + 2 x buckets) design matrix: what wide()
-        sums, so a linear model fitted outside (see sora.training.wide) can be copied into the tables.
-        `char_table`: char_ngrams.tolist(), passed in by callers that encode many texts."""
-        table = char_table if char_table is not None else self.char_ngrams.tolist()
-        words = [i for i in ids[1:] if i != self.encoder.pad_id]
-        bigrams = [(a * _BIGRAM_PRIME + b) % self.wide_buckets for a, b in zip(words, words[1:])]
+    def wide_columns(self, id_lists: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """(row, column) of every wide feature of each encoded text in a (vocab + 2 x buckets) design matrix, one
+        pair per occurrence: what wide() sums, so a linear model fitted outside (see sora.training.wide) can be
+        copied into the tables. As in wide(), position 0 ([CLS]) and padding are not words, and a bigram is two
+        adjacent words."""
+        lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
+        ids = np.fromiter(chain.from_iterable(id_lists), dtype=np.int64, count=int(lengths.sum()))
+        row = np.repeat(np.arange(len(id_lists)), lengths)
+        word = ids != self.encoder.pad_id
+        word[(np.cumsum(lengths) - lengths)[lengths > 0]] = False
+        pair = word[:-1] & word[1:] & (row[:-1] == row[1:])
+        bigrams = (ids[:-1][pair] * _BIGRAM_PRIME + ids[1:][pair]) % self.wide_buckets
+        grams = self.char_ngrams.cpu().numpy().astype(np.int32)[ids[word]]
+        has_gram = grams != self.wide_buckets
         offset = self.encoder.vocab_size + self.wide_buckets
-        chars = [offset + g for w in words for g in table[w] if g != self.wide_buckets]
-        return words + [self.encoder.vocab_size + b for b in bigrams] + chars
+        rows = (row[word], row[:-1][pair], np.repeat(row[word], has_gram.sum(1)))
+        cols = (ids[word], self.encoder.vocab_size + bigrams, offset + grams[has_gram])
+        return np.concatenate(rows), np.concatenate(cols)
 
     def wide(self, ids: torch.Tensor) -> torch.Tensor:
         """Logits of the bag of n-grams (B, C): a linear model over the text's tf-idf vector, L2-normalised.

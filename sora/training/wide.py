@@ -25,19 +25,21 @@ def column_idf(model) -> np.ndarray:
 
 def occurrences(model, id_lists: Sequence[Sequence[int]]) -> sparse.csr_matrix:
     """Term counts: one row per text, one column per wide feature (duplicates summed)."""
-    rows, cols = [], []
-    table = model.char_ngrams.tolist()
-    for r, ids in enumerate(id_lists):
-        columns = model.wide_columns(list(ids), table)
-        rows.extend([r] * len(columns))
-        cols.extend(columns)
+    rows, cols = model.wide_columns(id_lists)
     shape = (len(id_lists), model.encoder.vocab_size + 2 * model.wide_buckets)
-    return sparse.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=shape)
+    counts = sparse.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=shape)
+    counts.sum_duplicates()
+    return counts
 
 
 def design_matrix(model, id_lists: Sequence[Sequence[int]]) -> sparse.csr_matrix:
     """Rows of count x idf / sqrt(sum of idf^2 over occurrences): what wide() computes before the weights."""
-    counts, idf = occurrences(model, id_lists), column_idf(model)
+    return weighted(model, occurrences(model, id_lists))
+
+
+def weighted(model, counts: sparse.csr_matrix) -> sparse.csr_matrix:
+    """The design matrix of texts whose `occurrences` are `counts`."""
+    idf = column_idf(model)
     norm = np.sqrt(np.maximum(np.asarray(counts @ idf**2).ravel(), 1.0))
     return sparse.diags(1.0 / norm) @ counts @ sparse.diags(idf)
 
@@ -70,8 +72,9 @@ def fit_wide(
     wide tables (weights x idf) and head bias. Returns {"C": chosen, "val_acc": its val accuracy}."""
     if not model.wide_buckets:
         raise ValueError("the model has no wide part (model.wide_buckets is 0)")
-    set_idf(model, occurrences(model, train_ids))
-    x_train, x_val = design_matrix(model, train_ids), design_matrix(model, val_ids)
+    train_counts = occurrences(model, train_ids)
+    set_idf(model, train_counts)
+    x_train, x_val = weighted(model, train_counts), design_matrix(model, val_ids)
     with progress("wide part: logistic regressions (C on val)", len(Cs)) as bar:
         fits = fit_regressions(x_train, train_labels, list(Cs), max_iter, jobs, bar)
     accs = [float((lr.predict(x_val) == val_labels).mean()) for lr in fits]
