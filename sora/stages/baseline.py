@@ -27,13 +27,13 @@ def run(ctx: StageContext) -> None:
     }
     tuned = TunedClassical(p.tuned_Cs, p.max_iter, ctx.params.trainer.threads, lexicons, p.lexicon_scales)
     tuned.fit(splits["train"], splits["val"])
-    scores = lambda split, reference: tuned.scores(splits[split], reference=reference)
+    reference = {split: tuned.scores(splits[split], reference=True) for split in ("test", "val")}
+    half = {split: tuned.scores(splits[split], known=reference[split]) for split in ("test", "val")}
     metrics = {
-        "test": evaluate_baseline(splits, p.C, p.max_iter),
-        "tuned": {"test": scores("test", True), "val": scores("val", True), "C": tuned.chosen_C},
+        "test": evaluate_baseline(splits, p.C, p.max_iter, ctx.params.trainer.threads),
+        "tuned": {**reference, "C": tuned.chosen_C},
         "ngram_half": {
-            "test": scores("test", False),
-            "val": scores("val", False),
+            **half,
             "lexicon_scale": tuned.lexicon_scale,
             "val_acc_by_lexicon_scale": tuned.lexicon_val,
             "lexicon_terms": {lang: len(lex.terms) for lang, lex in lexicons.items()},
