@@ -254,7 +254,8 @@ TINY_PIPELINE = {
     "trainer": {"batch_size": 16, "threads": 1, "log_every_n_steps": 1},
     "pretrain": {"max_epochs": 1, "max_len": 32, "loss_fraction": 0.5},
     "finetune": {"max_epochs": 3, "lr": 0.005, "patience": 2},
-    "harden": {"max_epochs": 1, "noise_augment": 0.3, "val_checks_per_epoch": 2},
+    # FGM, not the default: the integration tests then run the embedding-space adversary through harden and distill
+    "harden": {"method": "fgm", "max_epochs": 1, "noise_augment": 0.3, "val_checks_per_epoch": 2},
     "distill": {"max_epochs": 1, "max_pool_texts": 40},
     "baseline": {"tuned_Cs": [1.0, 4.0]},
     "evaluate": {"attack_max_examples": 8, "batch_size": 64},

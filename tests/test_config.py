@@ -56,7 +56,7 @@ def test_unknown_stage_block_and_bad_choice(tmp_path):
 
 def test_overrides_merge_and_validate(tmp_path):
     params = load_params(REPO_PARAMS, overrides=dotted_to_nested({"finetune.lr": 0.5}))
-    assert params.finetune.lr == 0.5 and params.finetune.max_epochs == 2
+    assert params.finetune.lr == 0.5 and params.finetune.max_epochs == load_params(REPO_PARAMS).finetune.max_epochs
     with pytest.raises(ConfigError, match="min_chars must be <= max_chars"):
         load_params(REPO_PARAMS, overrides={"preprocess": {"min_chars": 10, "max_chars": 5}})
 

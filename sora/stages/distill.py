@@ -2,7 +2,7 @@
 tuned classical model, plus sentiment-lexicon features where val chose them); its network learns the residual:
 its logits are added to the n-gram model's, which on the train texts are out-of-fold. The network learns the
 probabilities of a teacher ensemble (hardened Transformer + the n-gram model, mixed with the weight best on val)
-on the train texts and on unlabeled pool texts, adversarially like harden
+on the train texts and on unlabeled pool texts, with harden's embedding-space adversary if it has one
 -> models/distill/{best,last}.ckpt + models/distill/ngram (the whole model), metrics/distill.json (teacher,
 student, its network alone, and the hardened model it replaces, on val and test), plots/distill/ (curves)."""
 

@@ -1,7 +1,8 @@
-"""harden: adversarial fine-tuning from the finetune checkpoint. Embedding-space attacks (FGM / PGD / FreeLB,
-`harden.method`) make the decision boundary smooth around each example; two discrete terms cover edits that
-no embedding ball contains: text-level noise augmentation (`harden.noise_augment`) and a token adversary
-(`harden.token_budget`: each batch also trained with its most salient tokens hidden behind <unk>).
+"""harden: fine-tuning against attacks, from the finetune checkpoint. Text-level noise augmentation
+(`harden.noise_augment`: train texts edited by the attack suite's perturbations, beside the originals) covers
+edits that no embedding ball contains; optionally an embedding-space adversary (FGM / PGD / FreeLB,
+`harden.method`) smooths the decision boundary around each example, and a token adversary (`harden.token_budget`)
+trains each batch also with its most salient tokens hidden behind <unk>.
 -> models/harden/{best,last}.ckpt, metrics/harden.json, plots/harden/ (curves)."""
 
 from __future__ import annotations
