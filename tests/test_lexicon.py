@@ -75,6 +75,11 @@ def test_the_lexicon_joins_the_ngram_half_only_where_it_wins_on_val():
     idle = LexiconFeatures("en", ["marvellous", "abysmal"], [3.0, -3.0])
     plain = TunedClassical([1.0], 500, lexicons={"en": idle}, lexicon_scales=[1.0]).fit(train, val)
     assert plain.lexicon_scale["en"] == 0.0 and plain.models["en"] is plain.reference["en"]
+    # Where the half is the reference, its scores are the reference's, given or computed; a half with a lexicon
+    # is always scored.
+    reference = plain.scores(val, reference=True)
+    assert plain.scores(val) == reference and plain.scores(val, known={"en": "given"}) == {"en": "given"}
+    assert useful.scores(val, known={"en": "given"})["en"] == useful.scores(val)["en"]
     oof = plain.out_of_fold_logits(train, 2, folds=3)
     assert oof.shape == (len(train), 2)
 

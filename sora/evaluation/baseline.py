@@ -202,7 +202,8 @@ class TunedClassical:
             part = frame[frame["lang"] == lang]
             if known and lang in known and model is self.reference[lang]:
                 metrics[lang] = known[lang]
-            elif part.empty:
+                continue
+            if part.empty:
                 continue
             pred = model.predict(part["text"])
             metrics[lang] = {
