@@ -65,13 +65,15 @@ def workspace(name: str, seed: int, overrides: dict[str, object]) -> Path:
         if field not in params.get(block, {}):
             sys.exit(f"--variant: {key} is not a params.yaml key")
         params[block][field] = value
-    params["tracking"]["uri"] = "sqlite:///mlflow.db"  # the workspace's own store, not the pipeline's
     (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     return ws
 
 
 def run_stage(ws: Path, stage: str) -> float:
-    cmd = shlex.split(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["cmd"])
+    from sora.pipeline.spec import stage_spec
+
+    cmd = shlex.split(stage_spec(stage, ROOT / "dvc.yaml").cmd)
+    # the workspace's own MLflow store, not the pipeline's
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_URI": f"sqlite:///{ws / 'mlflow.db'}"}
     start = time.perf_counter()
     with open(ws / f"{stage}.log", "w") as log:
