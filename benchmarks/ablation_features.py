@@ -117,6 +117,7 @@ def accuracy_per_language(model, data, pad_id) -> dict[str, float]:
 
 def train_arm(arm: str, seed: int, bag_lr: float) -> dict:
     from sora.config import load_params
+    from sora.data.tasks import labeled_splits
     from sora.data.vocab import Vocab
     from sora.models.classifier import build_classifier
     from sora.pipeline.entry import declared_args, read_frames
@@ -130,7 +131,7 @@ def train_arm(arm: str, seed: int, bag_lr: float) -> dict:
     vocab = Vocab.load(args.vocab)
     splits = {
         name: encode(frame, vocab, params.model.max_len)
-        for name, frame in read_frames(args, "train", "val", "test").items()
+        for name, frame in labeled_splits(read_frames(args, "train", "val", "test")).items()
     }
     transformer = build_classifier(len(vocab), vocab.pad_id, params.model, 2) if arm != "bag" else None
     model = TransformerOnly(transformer) if arm == "transformer" else WideAndDeep(transformer, 2, params.model.dropout)

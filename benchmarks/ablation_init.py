@@ -15,6 +15,7 @@ from pathlib import Path
 def train_arm(init: str) -> dict:
 
     from sora.config import load_params
+    from sora.data.tasks import labeled_splits
     from sora.data.vocab import Vocab
     from sora.io import read_json
     from sora.pipeline.entry import declared_args, read_frames
@@ -27,7 +28,7 @@ def train_arm(init: str) -> dict:
     p = params.finetune
     seed_and_threads(params.trainer)
     args = declared_args("finetune")  # the same files the finetune stage reads
-    splits = read_frames(args, "train", "val", "test")
+    splits = labeled_splits(read_frames(args, "train", "val", "test"))
     vocab = Vocab.load(args.vocab)
     module = classifier_module(params, vocab, 2, p.lr)
     initialise(module, params, vocab, args.encoder / "encoder.pt" if init == "pretrained" else None,

@@ -24,6 +24,7 @@ def run_seed(seed: int) -> dict:
     from scipy.special import softmax
 
     from sora.config import load_params
+    from sora.data.tasks import labeled_splits
     from sora.data.vocab import Vocab
     from sora.inference import Predictor
     from sora.models.ngram import NgramModel
@@ -39,7 +40,7 @@ def run_seed(seed: int) -> dict:
                                        "model": params.model.model_copy(update={"wide_buckets": 0})})  # fmt: skip
     seed_and_threads(params.trainer)
     args = declared_args("distill")  # the files the distill stage reads
-    splits = read_frames(args, "train", "val", "test")
+    splits = labeled_splits(read_frames(args, "train", "val", "test"))
     vocab = Vocab.load(args.vocab)
     ngram = NgramModel.load(args.ngram)
     offsets = {"train": read_train_logits(args.train_logits, splits["train"], str(args.train))}

@@ -55,6 +55,7 @@ def main() -> None:
     import torch
 
     from sora.config import load_params
+    from sora.data.tasks import labeled_splits
     from sora.data.vocab import Vocab
     from sora.pipeline.entry import declared_args, read_frames
     from sora.training.data import TextDataModule, denoising_data, pretrain_corpus
@@ -87,7 +88,7 @@ def main() -> None:
     )
     rows.append(("pretrain (denoising AE)", module, data))
 
-    splits = read_frames(declared_args("finetune"), "train")
+    splits = labeled_splits(read_frames(declared_args("finetune"), "train"))
     data = TextDataModule(
         splits["train"], None, vocab=vocab, max_len=params.model.max_len, batch_size=t.batch_size, mode="classify"
     )

@@ -25,21 +25,27 @@ def _fail(message: str) -> None:
 
 @app.command()
 def validate(
-    files: list[Path] = typer.Argument(..., help="Labeled CSV/TSV/JSONL/Parquet files (columns text, label[, lang])."),
-    params_file: Path = typer.Option(Path("params.yaml"), "--params", help="Where preprocess.max_chars is read."),
+    files: list[Path] = typer.Argument(
+        ..., help="Labeled CSV/TSV/JSONL/Parquet files: a text column, one or more task label columns, [lang]."
+    ),
+    params_file: Path = typer.Option(
+        Path("params.yaml"), "--params", help="Where the tasks and preprocess.max_chars are read."
+    ),
 ) -> None:
     """Check user files against the data contract without running the pipeline (exit 1 on any problem)."""
     from sora.config import ConfigError, load_params
+    from sora.data.tasks import MISSING
     from sora.data.user_files import read_labeled_file
 
     try:
-        max_chars = load_params(params_file).preprocess.max_chars
+        params = load_params(params_file)
     except ConfigError as err:
         _fail(str(err))
+    max_chars = params.preprocess.max_chars
     failed = False
     for path in files:
         try:
-            read = read_labeled_file(path, max_chars=max_chars)
+            read = read_labeled_file(path, params.tasks, max_chars=max_chars)
         except DataError as err:
             typer.echo(str(err))
             failed = True
@@ -53,19 +59,16 @@ def validate(
             )
         for problem in problems:
             typer.echo(str(problem))
-        warnings = [str(w) for w in read.warnings]  # worth knowing, but the file is usable
-        labels = set(read.rows["label"].tolist())
-        skipped = sorted(set(range(max(labels, default=0) + 1)) - labels - {0, 1})  # 0/1: the built-in classes
-        if skipped:
-            warnings.append(
-                f"{path}: labels {sorted(labels)} skip {skipped}: the classifier gets max(label) + 1 "
-                f"classes, and finetune stops if one has no examples"
-            )
-        for warning in warnings:
+        for warning in read.warnings:  # worth knowing, but the file is usable
             typer.echo(f"warning: {warning}")
         failed |= bool(problems)
         if not problems:
-            typer.echo(f"{path}: ok ({len(read.rows)} rows, labels {sorted(read.rows['label'].unique().tolist())})")
+            per_task = []
+            for name, task in params.tasks.items():
+                if task.column in read.rows:
+                    labels = read.rows[task.column][read.rows[task.column] != MISSING]
+                    per_task.append(f"{name}: {len(labels)} labeled, classes {sorted(labels.unique().tolist())}")
+            typer.echo(f"{path}: ok ({len(read.rows)} rows; {'; '.join(per_task)})")
     raise typer.Exit(1 if failed else 0)
 
 

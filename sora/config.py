@@ -7,6 +7,7 @@ file is an error naming the key, never a silent second default. Every stage read
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +27,10 @@ BuiltinSource = Literal[
     "vader-lexicon",
     "hu-liu-lexicon",
     "tsinghua-lexicon",
+    "thucnews-topic",
 ]
+PRIMARY_COLUMN = "label"  # the primary task's label column: the registry gate, attacks and behaviour tests use it
+MISSING_LABEL = -1  # a text's label for a task it has none for (sora.data.tasks)
 
 
 class ConfigError(ValueError):
@@ -67,24 +71,37 @@ class PreprocessParams(Block):
     val_fraction: float = Field(gt=0, lt=0.5)
     test_fraction: float = Field(gt=0, lt=0.5)
     seed: int  # salts the hash that assigns each text to train/val/test
-    class_names: list[str] = Field(min_length=2)  # what labels 0, 1, ... are called in outputs and figures
 
     @model_validator(mode="after")
     def _limits(self) -> PreprocessParams:
         if self.min_chars > self.max_chars:
             raise ValueError("min_chars must be <= max_chars")
-        if len(set(self.class_names)) < len(self.class_names) or not all(n.strip() for n in self.class_names):
-            raise ValueError(f"class_names must be distinct and non-empty, got {self.class_names}")
         return self
+
+
+class TaskParams(Block):
+    """One label set over the texts: where its labels are, what they are called, its share of the loss."""
+
+    name: str = Field(default="", exclude=True)  # filled from the key under `tasks:`
+    column: str = Field(pattern=r"^[a-z][a-z0-9_]*$")  # the label column in labeled files and in the splits
+    classes: list[str] = Field(min_length=2)  # what labels 0, 1, ... are called in outputs and figures
+    weight: float = Field(ge=0)  # the task's weight in the joint loss
+
+    @field_validator("classes")
+    @classmethod
+    def _distinct(cls, names: list[str]) -> list[str]:
+        if len(set(names)) < len(names) or not all(n.strip() for n in names):
+            raise ValueError(f"classes must be distinct and non-empty, got {names}")
+        return names
 
     def names_for(self, num_classes: int) -> list[str]:
         """The class names of a model with `num_classes` outputs; a count that differs is a config error."""
-        if len(self.class_names) != num_classes:
+        if len(self.classes) != num_classes:
             raise ConfigError(
-                f"params.yaml: 'preprocess.class_names' has {len(self.class_names)} names "
-                f"({', '.join(self.class_names)}) but the labels have {num_classes} classes: give one name per label"
+                f"params.yaml: 'tasks.{self.name}.classes' has {len(self.classes)} names "
+                f"({', '.join(self.classes)}) but the labels have {num_classes} classes: give one name per label"
             )
-        return list(self.class_names)
+        return list(self.classes)
 
 
 class VocabParams(Block):
@@ -245,6 +262,7 @@ class FlowParams(Block):
 
 
 class Params(Block):
+    tasks: dict[str, TaskParams]
     ingest: IngestParams
     preprocess: PreprocessParams
     pool: PoolParams
@@ -262,6 +280,36 @@ class Params(Block):
     register_: RegisterParams = Field(alias="register")
     tracking: TrackingParams
     flow: FlowParams
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _named(cls, tasks: Any) -> Any:
+        if isinstance(tasks, dict):
+            return {k: {**v, "name": k} if isinstance(v, dict) else v for k, v in tasks.items()}
+        return tasks
+
+    @model_validator(mode="after")
+    def _tasks(self) -> Params:
+        if not all(re.fullmatch(r"[a-z][a-z0-9_]*", name) for name in self.tasks):
+            raise ValueError(f"tasks: names must be lower-case identifiers, got {list(self.tasks)}")
+        columns = [t.column for t in self.tasks.values()]
+        if len(set(columns)) < len(columns):
+            raise ValueError(f"tasks: two tasks read the same column ({columns})")
+        if PRIMARY_COLUMN not in columns:
+            raise ValueError(
+                f"tasks: one task must read the column '{PRIMARY_COLUMN}' (the primary task, which the registry "
+                f"gate, the attacks and the behavioural tests use); got columns {columns}"
+            )
+        return self
+
+    @property
+    def primary(self) -> TaskParams:
+        return next(t for t in self.tasks.values() if t.column == PRIMARY_COLUMN)
+
+    @property
+    def columns(self) -> list[str]:
+        """Every task's label column, the primary task's first."""
+        return [PRIMARY_COLUMN, *(t.column for t in self.tasks.values() if t.column != PRIMARY_COLUMN)]
 
 
 def _describe(err: ValidationError, source: str) -> str:

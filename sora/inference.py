@@ -117,24 +117,37 @@ class Predictor:
         offsets = self.ngram.logits(norm, tokenise_as) if self.ngram is not None else None
         return Prepared(langs, ids, truncated, offsets)
 
-    @torch.inference_mode()
     def predict_ids(self, ids: list[list[int]], offsets: np.ndarray | None = None) -> np.ndarray:
         """Class probabilities of encoded texts; `offsets` (n, classes): logits added to the network's (the
         n-gram model's, from `prepare()`)."""
-        out = []
+        return self.predict_tasks_ids(ids, offsets, tasks=False)["primary"]
+
+    @torch.inference_mode()
+    def predict_tasks_ids(
+        self, ids: list[list[int]], offsets: np.ndarray | None = None, tasks: bool = True
+    ) -> dict[str, np.ndarray]:
+        """Every task's class probabilities from one pass per batch: the primary task's under `primary`
+        (with `offsets` added to its logits), each other task's under its label column."""
+        out: dict[str, list[np.ndarray]] = {}
         # Sort by length so each batch pads little; restore the order afterwards.
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         done = 0
         for chunk in self._batches([ids[i] for i in order]):
-            logits = self.model(pad_ids(chunk, self.vocab.pad_id))
+            batch = pad_ids(chunk, self.vocab.pad_id)
+            logits = self.model.all_tasks(batch) if tasks else {"primary": self.model(batch)}
             if offsets is not None:
                 rows = order[done : done + len(chunk)]
-                logits = logits + torch.as_tensor(offsets[rows], dtype=logits.dtype)
+                logits["primary"] = logits["primary"] + torch.as_tensor(offsets[rows], dtype=logits["primary"].dtype)
             done += len(chunk)
-            out.append(torch.softmax(logits, dim=-1).float().numpy())
-        probs = np.concatenate(out) if out else np.zeros((0, 2), dtype=np.float32)
-        result = np.empty_like(probs)
-        result[order] = probs
+            for name, z in logits.items():
+                out.setdefault(name, []).append(torch.softmax(z, dim=-1).float().numpy())
+        if not out:
+            return {"primary": np.zeros((0, 2), dtype=np.float32)}
+        result = {}
+        for name, parts in out.items():
+            probs = np.concatenate(parts)
+            result[name] = np.empty_like(probs)
+            result[name][order] = probs
         return result
 
     def _batches(self, sorted_ids: list[list[int]]):

@@ -43,6 +43,25 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
+def _tasks_section(m: dict) -> list[str]:
+    """The other tasks (multi-task heads): test accuracy per language beside each one's TF-IDF baseline."""
+    tasks = m["baseline"].get("tasks", {})
+    if not tasks:
+        return []
+    out = ["", "## Other tasks (one head each on the shared encoder)", "",
+           "Test accuracy per language (n = test texts labeled for the task). The baseline is the ten-line TF-IDF "
+           "model fitted on that task's labels.", ""]  # fmt: skip
+    rows = []
+    for name, by_lang in tasks.items():
+        for lang in LANGS:
+            if lang not in by_lang:
+                continue
+            heads = [m[s].get("test", {}).get("tasks", {}).get(name, {}).get(lang, {}).get("acc")
+                     for s in ("finetune", "harden")]  # fmt: skip
+            rows.append([name, lang, str(by_lang[lang]["n"]), _f(by_lang[lang]["acc"]), *map(_f, heads)])
+    return out + _table(["task", "lang", "n", "TF-IDF baseline", "fine-tuned head", "hardened head"], rows)
+
+
 def render(metrics_dir: Path = Path("metrics")) -> str:
     m = {n: _load(metrics_dir, n) for n in ("preprocess", "pool", "baseline", "pretrain", "finetune", "harden",
                                             "distill", "evaluate", "prune", "register", "learning_curve")}  # fmt: skip
@@ -98,6 +117,8 @@ def render(metrics_dir: Path = Path("metrics")) -> str:
         gap = {lang: pr["int8"][f"test_acc_{lang}"] - b["test"][lang]["acc"]
                for lang in LANGS if f"test_acc_{lang}" in pr.get("int8", {}) and lang in b.get("test", {})}  # fmt: skip
         out += ["", "Registered minus the ten-line baseline: " + ", ".join(f"{k} {v:+.3f}" for k, v in gap.items())]
+
+    out += _tasks_section(m)
 
     behaviour = pr.get("behaviour", {})
     if behaviour:

@@ -45,6 +45,16 @@ def repo_params():
     return load_params(REPO / "params.yaml")
 
 
+def params_with(tasks: list[str] | None = None, **overrides: dict):
+    """The repository's params keeping only the named `tasks` (all if None), with nested `overrides`."""
+    from sora.config import _deep_merge, parse_params
+
+    data = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    if tasks is not None:
+        data["tasks"] = {name: data["tasks"][name] for name in tasks}
+    return parse_params(_deep_merge(data, overrides))
+
+
 @pytest.fixture(scope="session")
 def specials(repo_params) -> list[str]:
     return list(repo_params.vocab.specials)
@@ -133,12 +143,38 @@ def labeled_rows(n_per_lang: int = 80, seed: int = 0) -> list[dict]:
     return rows
 
 
+# A second task for the test project: topic 0 (things) or 1 (places), from the subject of the text.
+TOPIC_SUBJ = {
+    ("zh", 0): ["这本书", "这部电影", "这个手机"],
+    ("zh", 1): ["酒店", "房间", "餐厅"],
+    ("en", 0): ["this book", "the movie", "the phone"],
+    ("en", 1): ["the hotel", "the room", "the restaurant"],
+}
+TOPIC_TASK = {"column": "topic", "classes": ["things", "places"], "weight": 1.0}
+
+
+def topic_rows(n_per_lang: int = 40, seed: int = 3) -> list[dict]:
+    """Texts with a sentiment label and a topic; a third have no sentiment label and a third no topic."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n_per_lang):
+        label, topic = rng.randint(0, 1), i % 2
+        for lang, words, pattern in (
+            ("zh", (ZH_NEG, ZH_POS), "{}{}，话题{}"),
+            ("en", (EN_NEG, EN_POS), "{} was {} {}"),
+        ):
+            text = pattern.format(rng.choice(TOPIC_SUBJ[(lang, topic)]), rng.choice(words[label]), i)
+            gap = i % 3
+            rows.append({"text": text, "label": "" if gap == 0 else label, "topic": "" if gap == 1 else topic})
+    return rows
+
+
 def write_user_csv(path: Path, rows: list[dict], extra_lines: str = "") -> None:
     import csv
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["text", "label"])
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
         fh.write(extra_lines)
@@ -162,8 +198,9 @@ def run(cmd: list[str], cwd: Path, check: bool = True, timeout: float | None = N
 
 
 class Project:
-    """A git+DVC copy of Sora in a temp dir, reading only a tiny user file (with two invalid rows and one
-    conflicting label) instead of the built-in corpora."""
+    """A git+DVC copy of Sora in a temp dir, reading only tiny user files instead of the built-in corpora: one
+    with two invalid rows and one conflicting label, and one with a second task (topic) where some rows lack
+    one of the two labels."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -186,9 +223,14 @@ class Project:
             repo / "data/user/reviews.csv", rows, extra_lines="   ,1\nfloat label row,0.5\n" + rows[0]["text"] + ",1\n"
         )  # rows[0] has label 0
         params = yaml.safe_load((REPO / "params.yaml").read_text())
+        # A second file with two tasks' labels, some rows missing one: the project trains a multi-task model.
+        write_user_csv(repo / "data/user/topics.csv", topic_rows(n_per_lang // 2))
         params["ingest"].update(
-            sources=[], user_files=["data/user/reviews.csv"], unlabeled_globs=["data/user/unlabeled.txt"]
+            sources=[],
+            user_files=["data/user/reviews.csv", "data/user/topics.csv"],
+            unlabeled_globs=["data/user/unlabeled.txt"],
         )
+        params["tasks"] = {"sentiment": params["tasks"]["sentiment"], "topic": TOPIC_TASK}
         params["tracking"]["uri"] = "sqlite:///mlflow.db"
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
         project = cls(repo)

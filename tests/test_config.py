@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sora.config import ConfigError, dotted_to_nested, load_params
+from sora.config import ConfigError, dotted_to_nested, load_params, parse_params
 
 REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
@@ -90,9 +90,30 @@ def test_the_user_data_folder_is_what_ingest_tracks():
 def test_class_names_must_match_the_labels_and_be_distinct():
     from sora.config import ConfigError, load_params
 
-    p = load_params().preprocess
-    assert p.names_for(2) == ["negative", "positive"]
-    with pytest.raises(ConfigError, match="'preprocess.class_names' has 2 names .* but the labels have 3 classes"):
+    p = load_params().primary
+    assert p.name == "sentiment" and p.names_for(2) == ["negative", "positive"]
+    with pytest.raises(ConfigError, match="'tasks.sentiment.classes' has 2 names .* but the labels have 3 classes"):
         p.names_for(3)
-    with pytest.raises(ConfigError, match="class_names must be distinct"):
-        load_params(overrides={"preprocess": {"class_names": ["good", "good"]}})
+    with pytest.raises(ConfigError, match="classes must be distinct"):
+        load_params(overrides={"tasks": {"sentiment": {"classes": ["good", "good"]}}})
+
+
+def test_tasks_need_one_primary_column_distinct_columns_and_a_task_for_each_labeled_source():
+    from sora.config import ConfigError, load_params
+
+    params = load_params()
+    assert params.columns[0] == "label" and set(params.columns) == {t.column for t in params.tasks.values()}
+    with pytest.raises(ConfigError, match="one task must read the column 'label'"):
+        load_params(overrides={"tasks": {"sentiment": {"column": "polarity"}}})
+    with pytest.raises(ConfigError, match="two tasks read the same column"):
+        load_params(overrides={"tasks": {"topic": {"column": "label"}}})
+
+
+def test_ingest_refuses_a_labeled_source_whose_column_no_task_reads(tmp_path):
+    from sora.data.ingest import ingest
+
+    dropped_topic = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
+    del dropped_topic["tasks"]["topic"]
+    with pytest.raises(ConfigError, match="'thucnews-topic' gives labels for the column 'topic', which no task reads"):
+        ingest(parse_params(dropped_topic), tmp_path)
+    assert not any(tmp_path.iterdir())

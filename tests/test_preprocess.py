@@ -29,7 +29,7 @@ def test_dedup_on_normalised_text_and_conflicts_dropped_with_reasons():
     assert reasons["conflicting_labels"] == ["a:5", "a:6"]
     assert reasons["language_not_zh_or_en"] == ["a:7"]
     assert reasons["too_short"] == ["a:8"]
-    assert cleaned.conflicting_texts == 1
+    assert cleaned.conflicting_texts == {"label": 1}
     assert len(cleaned.rows) + len(cleaned.rejects) == len(raw)  # nothing dropped silently
 
 
@@ -107,3 +107,27 @@ def test_leak_check_catches_a_case_variant_of_a_test_text():
 
     with pytest.raises(DataError, match="1 val/test texts are in the unlabeled pool"):
         check_no_leak(pd.Series(["nervous as hell", "fine"]), "finetune", pd.DataFrame({"text": ["NERVOUS as HELL"]}))
+
+
+def test_each_task_keeps_its_labels_through_conflicts_and_duplicates():
+    # Two tasks: `label` (sentiment) and `topic`; -1 = no label for that task.
+    raw = pd.DataFrame(
+        [
+            ("股市大涨", -1, 3, "zh", "s", "a:1"),
+            ("股市大涨", 1, -1, "zh", "s", "a:2"),  # same text from another file: merges into one row, both labels
+            ("球队输了", 0, 7, "zh", "s", "a:3"),
+            ("球队输了", 1, 7, "zh", "s", "a:4"),  # sentiment conflicts: the text keeps its topic only
+            ("楼市降温", -1, 5, "zh", "s", "a:5"),
+            ("楼市降温", -1, 6, "zh", "s", "a:6"),  # its only task conflicts: dropped, both copies
+        ],
+        columns=["text", "label", "topic", "lang_hint", "source", "ref"],
+    )
+    cleaned = clean_labeled(raw, 2, 100, ["label", "topic"])
+    rows = cleaned.rows.set_index("text")
+    assert rows.loc["股市大涨", ["label", "topic"]].tolist() == [1, 3]
+    assert rows.loc["球队输了", ["label", "topic"]].tolist() == [-1, 7]
+    assert "楼市降温" not in rows.index
+    assert cleaned.conflicting_texts == {"label": 1, "topic": 1}
+    reasons = cleaned.rejects.groupby("reason")["ref"].apply(sorted).to_dict()
+    assert reasons == {"conflicting_labels": ["a:5", "a:6"], "duplicate": ["a:2", "a:4"]}
+    assert len(cleaned.rows) + len(cleaned.rejects) == len(raw)

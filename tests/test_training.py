@@ -1,3 +1,5 @@
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -179,3 +181,58 @@ def test_warm_start_carries_adam_moments_and_sets_this_runs_lr():
         assert torch.equal(new.state[p]["exp_avg_sq"], old.state[p]["exp_avg_sq"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(new, lambda step: 1.0)
     assert [g["lr"] for g in new.param_groups] == [1e-4] and scheduler.get_last_lr() == [1e-4]
+
+
+def _with_topic(frame, seed):
+    """A second task on the cue-word rows: topic 1 when the text has the filler word 'today' (今天), else 0;
+    a third of the rows lose their sentiment label, another third their topic."""
+    import random
+
+    rng = random.Random(seed)
+    out = frame.copy()
+    out["topic"] = [int("today" in t or "今天" in t) for t in out["tokens"]]
+    drop = [rng.randrange(3) for _ in range(len(out))]
+    out.loc[[d == 0 for d in drop], "label"] = -1
+    out.loc[[d == 1 for d in drop], "topic"] = -1
+    return out
+
+
+def test_multitask_heads_learn_from_the_rows_labeled_for_them(data, tmp_path, tiny_model, trainer_params):
+    from sora.inference import Predictor
+    from sora.training.data import EncodedDataset
+
+    train, val, vocab = data
+    train, val = _with_topic(pd.concat([train] * 4, ignore_index=True), 0), _with_topic(val, 1)
+    seed_and_threads(trainer_params(seed=0))
+    module = make_module(vocab, tiny_model, task_classes={"topic": 2}, task_weights={"label": 1.0, "topic": 1.0})
+    dm = TextDataModule(train, val, val, vocab=vocab, max_len=tiny_model.max_len, batch_size=8, task_columns=["topic"])
+    trainer = build_trainer(
+        trainer_params(seed=0, log_every_n_steps=1),
+        max_epochs=6,
+        default_root_dir=tmp_path,
+        callbacks=checkpoint_callbacks(tmp_path / "ckpt", "val_f1", "max", patience=6),
+        enable_progress_bar=False,
+    )
+    trainer.fit(module, datamodule=dm)
+    m = trainer.callback_metrics
+    assert m["val_acc"] > 0.9 and m["val_topic_acc"] > 0.9, dict(m)
+
+    model, hp = load_classifier(tmp_path / "ckpt/best.ckpt")
+    assert hp["task_classes"] == {"topic": 2} and set(model.task_heads) == {"topic"}
+    ids = EncodedDataset(val, vocab, tiny_model.max_len).ids
+    probs = Predictor(model, vocab, tiny_model.max_len).predict_tasks_ids(ids)
+    assert set(probs) == {"primary", "topic"} and probs["topic"].shape == (len(val), 2)
+    has_topic = (val["topic"] != -1).to_numpy()
+    assert (probs["topic"].argmax(1)[has_topic] == val["topic"][has_topic]).mean() > 0.9
+    # The primary task's probabilities are what the single-task path gives: the heads change nothing there.
+    np.testing.assert_allclose(Predictor(model, vocab, tiny_model.max_len).predict_ids(ids), probs["primary"])
+
+
+def test_a_batch_without_labels_for_a_task_adds_nothing_to_its_loss():
+    from sora.training.modules import _masked_cross_entropy
+
+    logits = torch.randn(4, 3, requires_grad=True)
+    assert _masked_cross_entropy(logits, torch.full((4,), -1)).item() == 0.0
+    labels = torch.tensor([0, -1, 2, -1])
+    expected = torch.nn.functional.cross_entropy(logits[[0, 2]], labels[[0, 2]])
+    assert torch.allclose(_masked_cross_entropy(logits, labels), expected)

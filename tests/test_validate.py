@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sora.cli import app
+from sora.config import load_params
 
 runner = CliRunner()
 
@@ -108,11 +109,25 @@ def test_jsonl_bad_lines_and_float_labels(tmp_path):
     assert f"{path}:4: line is not a JSON object" in result.output
 
 
-def test_labels_that_skip_classes_are_flagged(tmp_path):
+def test_a_label_outside_the_tasks_classes_names_the_row_and_the_fix(tmp_path):
     path = tmp_path / "gap.csv"
     path.write_text("text,label\ngood,1\nbad,0\nodd,7\n")
     result = _validate(path)
-    assert result.exit_code == 0 and "labels [0, 1, 7] skip [2, 3, 4, 5, 6]" in result.output
+    assert result.exit_code == 1
+    assert f"{path}:4: label 7 is not a class of task sentiment (0..1: negative, positive)" in result.output
+    assert "tasks.sentiment.classes" in result.output
+
+
+def test_a_file_with_two_tasks_may_leave_one_label_empty_but_not_both(tmp_path):
+    path = tmp_path / "two.csv"
+    path.write_text("text,label,topic\ngood film,1,\n股市大涨,,9\nnothing here,,\nbad,0,3\n", encoding="utf-8")
+    result = _validate(path)
+    assert result.exit_code == 1
+    assert f"{path}:4: no label for any task" in result.output
+    path.write_text("text,label,topic\ngood film,1,\n股市大涨,,9\nbad,0,3\n", encoding="utf-8")
+    result = _validate(path)
+    assert result.exit_code == 0, result.output
+    assert "3 rows; sentiment: 2 labeled, classes [0, 1]; topic: 2 labeled, classes [3, 9]" in result.output
 
 
 def test_tsv_quotes_are_text_not_csv_quoting(tmp_path):
@@ -122,7 +137,7 @@ def test_tsv_quotes_are_text_not_csv_quoting(tmp_path):
 
     tsv = tmp_path / "quotes.tsv"
     tsv.write_text('text\tlabel\n"unclosed start\t1\nsecond row\t0\n"quoted" head\t1\nthird row\t0\n', encoding="utf-8")
-    read = read_labeled_file(tsv)
+    read = read_labeled_file(tsv, load_params().tasks)
     assert read.problems == []
     assert read.rows["text"].tolist() == ['"unclosed start', "second row", '"quoted" head', "third row"]
     assert read.rows["ref"].tolist() == ["quotes.tsv:2", "quotes.tsv:3", "quotes.tsv:4", "quotes.tsv:5"]

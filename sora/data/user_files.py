@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from sora.config import PRIMARY_COLUMN, TaskParams
+from sora.data.tasks import MISSING
 from sora.errors import DataError
 from sora.io import sha256_file
 
 LABELED_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
-REQUIRED_COLUMNS = ("text", "label")
 LANGS = ("zh", "en")
 
 
@@ -37,7 +38,7 @@ class Problem:
 
 @dataclass
 class LabeledRead:
-    rows: pd.DataFrame  # text, label, lang_hint, source, ref
+    rows: pd.DataFrame  # text, lang_hint, source, ref, and each task's column (MISSING where a row has none)
     problems: list[Problem] = field(default_factory=list)  # per-row problems (rows excluded)
     warnings: list[Problem] = field(default_factory=list)  # file-level issues that do not stop ingest
 
@@ -145,20 +146,27 @@ def _suggest(missing: str, columns: list[str]) -> str:
     return f" (found '{by_lower[close[0]]}': misspelled? names are case-sensitive)" if close else ""
 
 
-def read_labeled_file(path: str | Path, max_chars: int | None = None) -> LabeledRead:
-    """Read a user file with columns text, label[, lang]. Rows with problems are reported, not returned."""
+def read_labeled_file(path: str | Path, tasks: dict[str, TaskParams], max_chars: int | None = None) -> LabeledRead:
+    """Read a user file with a text column, the label column of one or more tasks (`label` for the primary
+    task), and optionally lang. A row may lack some tasks' labels; a row with none, or with a problem, is
+    reported, not returned."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.is_dir():
         raise DataError(f"{path}: is a directory, expected a file")
     columns, records = _records_from_file(path)
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    task_columns = {t.column: t for t in tasks.values()}
+    present = [c for c in task_columns if c in columns]
+    missing = [c for c in ("text",) if c not in columns] + ([] if present else [PRIMARY_COLUMN])
     if missing and records and all("__error__" in rec for _, rec in records):
         row_no, rec = records[0]  # e.g. a .jsonl whose every line is broken: the first line says why
         raise DataError(f"{path}:{row_no}: {rec['__error__']} (and every other record: none is usable)")
     if missing:
         detail = "; ".join(f"missing column '{m}'{_suggest(m, columns)}" for m in missing)
+        others = [c for c in task_columns if c != PRIMARY_COLUMN]
+        if not present and others:
+            detail += f" (or another task's label column: {', '.join(others)})"
         raise DataError(f"{path}: {detail}; found columns {columns}")
     if not records:
         raise DataError(f"{path}: header only, no data rows")
@@ -176,21 +184,38 @@ def read_labeled_file(path: str | Path, max_chars: int | None = None) -> Labeled
             # far beyond any length limit: certainly a broken row (e.g. a missing quote swallowing the file)
             problems.append(Problem(str(path), row_no, f"text has {len(text):,} characters (limit {max_chars:,})"))
             continue
-        label, err = _parse_label(rec.get("label"))
-        if err:
-            problems.append(Problem(str(path), row_no, err))
+        labels, errors = {}, []
+        for column in present:
+            label, err = _parse_label(rec.get(column))
+            task = task_columns[column]
+            if err == "label is missing" and len(present) > 1:
+                label, err = MISSING, None  # this row trains the other tasks' heads only
+            elif err is None and label >= len(task.classes):
+                err = (
+                    f"label {label} is not a class of task {task.name} (0..{len(task.classes) - 1}: "
+                    f"{', '.join(task.classes)}); name it in params.yaml tasks.{task.name}.classes"
+                )
+            if err:
+                errors.append(err if column == PRIMARY_COLUMN else err.replace("label", column, 1))
+            labels[column] = label
+        if not errors and all(v == MISSING for v in labels.values()):
+            errors.append(f"no label for any task (columns {', '.join(present)} are all empty)")
+        if errors:
+            problems.append(Problem(str(path), row_no, "; ".join(errors)))
             continue
         hint = rec.get("lang")
         hint = None if hint is None or (isinstance(hint, float) and math.isnan(hint)) else str(hint).strip().lower()
         if hint and hint not in LANGS:
             problems.append(Problem(str(path), row_no, f"lang {hint!r} is not one of {list(LANGS)}"))
             continue
-        good.append({"text": text, "label": label, "lang_hint": hint or None, "ref": f"{path.name}:{row_no}"})
-    frame = pd.DataFrame(good, columns=["text", "label", "lang_hint", "ref"])
+        good.append({"text": text, **labels, "lang_hint": hint or None, "ref": f"{path.name}:{row_no}"})
+    frame = pd.DataFrame(good, columns=["text", *present, "lang_hint", "ref"])
     frame["source"] = f"file:{path.name}"
     warnings = []
-    if len(frame) and frame["label"].nunique() == 1:
-        warnings.append(Problem(str(path), None, f"only one class ({frame['label'].iloc[0]}) in the file"))
+    for column in present:
+        has = frame[column][frame[column] != MISSING]
+        if has.nunique() == 1:
+            warnings.append(Problem(str(path), None, f"only one class ({has.iloc[0]}) in column '{column}'"))
     if not len(frame):
         raise DataError(f"{path}: no usable rows ({len(problems)} rows with problems; first: {problems[0].message})")
     return LabeledRead(frame, problems, warnings)

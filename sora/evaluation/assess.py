@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from sora.config import EvaluateParams
+from sora.data.tasks import labeled_for
 
 
 def load_predictor(ckpt: Path, vocab, batch_size: int, cache_tokens: bool = True):
@@ -56,7 +57,7 @@ def assess(
 
     if threads > 0:
         torch.set_num_threads(threads)
-    test = pd.read_parquet(test_path)
+    test = labeled_for(pd.read_parquet(test_path))
     rows = np.flatnonzero((test["lang"] == lang).to_numpy())
     predictor = load_predictor(ckpt, Vocab.load(vocab_path), e.batch_size)
     probs = predictor.predict_proba(test["text"].iloc[rows].tolist(), [lang] * len(rows))
@@ -76,7 +77,7 @@ def assess_all(
     third model would run alone on one core). Chinese jobs, the longest, go first."""
     from sora.evaluation.attacks.suite import LANGS
 
-    test = pd.read_parquet(test_path, columns=["label", "lang"])
+    test = labeled_for(pd.read_parquet(test_path, columns=["label", "lang"]))
     # Longest first, so no long job starts last: a model with an n-gram half (scored by scikit-learn's
     # analyzers) before the networks alone.
     slowest_first = sorted(checkpoints, key=lambda n: not (checkpoints[n].parent / "ngram").is_dir())

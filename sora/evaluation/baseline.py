@@ -218,20 +218,24 @@ def tfidf_baseline(lang: str, C: float, max_iter: int):
     return make_pipeline(VECTORIZERS[lang](), LogisticRegression(C=C, max_iter=max_iter))
 
 
-def _baseline_scores(lang: str, train: pd.DataFrame, test: pd.DataFrame, C: float, max_iter: int) -> dict:
-    pred = tfidf_baseline(lang, C, max_iter).fit(train["text"], train["label"]).predict(test["text"])
+def _baseline_scores(
+    lang: str, train: pd.DataFrame, test: pd.DataFrame, C: float, max_iter: int, column: str = "label"
+) -> dict:
+    pred = tfidf_baseline(lang, C, max_iter).fit(train["text"], train[column]).predict(test["text"])
     return {
-        "acc": round(float(accuracy_score(test["label"], pred)), 5),
-        "f1": round(float(f1_score(test["label"], pred, average="macro")), 5),
+        "acc": round(float(accuracy_score(test[column], pred)), 5),
+        "f1": round(float(f1_score(test[column], pred, average="macro")), 5),
         "n": int(len(test)),
     }
 
 
 def evaluate_baseline(
-    splits: dict[str, pd.DataFrame], C: float, max_iter: int, jobs: int = 1
+    splits: dict[str, pd.DataFrame], C: float, max_iter: int, jobs: int = 1, column: str = "label"
 ) -> dict[str, dict[str, float]]:
     """Fit per language on train+val (the baseline tunes nothing, so val is training data for it, as in the
-    usual 80/20 protocol); {lang: {acc, f1, n}} on test. The languages are fitted `jobs` at a time."""
+    usual 80/20 protocol); {lang: {acc, f1, n}} on test, for the labels in `column` (the splits hold only rows
+    labeled in it). The languages are fitted `jobs` at a time; a language with one class in training is left
+    out."""
     from joblib import Parallel, delayed
 
     fit_on = pd.concat([splits["train"], splits["val"]], ignore_index=True)
@@ -239,8 +243,8 @@ def evaluate_baseline(
     parts = {
         lang: (fit_on[fit_on["lang"] == lang], test[test["lang"] == lang]) for lang in sorted(fit_on["lang"].unique())
     }
-    langs = [lang for lang, (train, frame) in parts.items() if train["label"].nunique() >= 2 and not frame.empty]
-    calls = [delayed(_baseline_scores)(lang, *parts[lang], C, max_iter) for lang in langs]
+    langs = [lang for lang, (train, frame) in parts.items() if train[column].nunique() >= 2 and not frame.empty]
+    calls = [delayed(_baseline_scores)(lang, *parts[lang], C, max_iter, column) for lang in langs]
     return dict(zip(langs, Parallel(n_jobs=max(1, min(jobs, len(calls))))(calls), strict=True))
 
 

@@ -1,5 +1,7 @@
 """Wide-and-deep sequence classifier: a Transformer (masked mean pooling + linear head) whose logits are added
 to those of a bag of token unigrams and hashed bigrams (the "wide" part, a fastText-style linear model).
+Other tasks over the same texts get a linear head each on the same pooled state (multi-task learning): one
+encoder pass answers them all.
 
 Why both: on a few tens of thousands of labels a linear model over n-grams is very hard to beat, and the
 Transformer alone stays below it; trained jointly, the wide part carries the lexical evidence and the deep
@@ -41,10 +43,15 @@ def build_encoder(vocab_size: int, pad_id: int, model_params: ModelParams | dict
 
 
 def build_classifier(
-    vocab_size: int, pad_id: int, model_params: ModelParams | dict[str, Any], num_classes: int
+    vocab_size: int,
+    pad_id: int,
+    model_params: ModelParams | dict[str, Any],
+    num_classes: int,
+    task_classes: dict[str, int] | None = None,
 ) -> Classifier:
     p = plain_model_params(model_params)
-    return Classifier(build_encoder(vocab_size, pad_id, p), num_classes, p["dropout"], p["wide_buckets"])
+    encoder = build_encoder(vocab_size, pad_id, p)
+    return Classifier(encoder, num_classes, p["dropout"], p["wide_buckets"], task_classes)
 
 
 # Bigram (a, b) -> bucket (a * prime + b) mod buckets: computed from the ids inside the model, so every caller
@@ -55,11 +62,20 @@ MAX_CHAR_GRAMS = 32
 
 
 class Classifier(nn.Module):
-    def __init__(self, encoder: TransformerEncoder, num_classes: int, dropout: float, wide_buckets: int = 0):
+    def __init__(
+        self,
+        encoder: TransformerEncoder,
+        num_classes: int,
+        dropout: float,
+        wide_buckets: int = 0,
+        task_classes: dict[str, int] | None = None,
+    ):
         super().__init__()
         self.encoder = encoder
         self.drop = Dropout(dropout)
-        self.head = nn.Linear(encoder.d_model, num_classes)
+        self.head = nn.Linear(encoder.d_model, num_classes)  # the primary task
+        # The other tasks, keyed by their label column: a linear head each on the pooled state, no wide part.
+        self.task_heads = nn.ModuleDict({c: nn.Linear(encoder.d_model, k) for c, k in (task_classes or {}).items()})
         self.wide_buckets = wide_buckets
         if wide_buckets:
             # Zero init: the wide part starts silent and grows only where a feature carries label evidence.
@@ -121,10 +137,21 @@ class Classifier(nn.Module):
         norm2 = norm2 + (self.idf_char[grams].square() * has_gram).sum((1, 2))
         return total / norm2.clamp(min=1).sqrt().unsqueeze(-1).to(total.dtype)
 
-    def forward(self, ids: torch.Tensor, embeds: torch.Tensor | None = None) -> torch.Tensor:
+    def pooled(self, ids: torch.Tensor, embeds: torch.Tensor | None = None) -> torch.Tensor:
         h = self.encoder(ids, embeds)
         # Mean over real tokens only, so appending padding never changes the prediction.
         keep = ids.ne(self.encoder.pad_id).unsqueeze(-1).to(h.dtype)
-        pooled = (h * keep).sum(1) / keep.sum(1).clamp(min=1.0)
-        logits = self.head(self.drop(pooled))
+        return self.drop((h * keep).sum(1) / keep.sum(1).clamp(min=1.0))
+
+    def forward(self, ids: torch.Tensor, embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """The primary task's logits (B, C)."""
+        logits = self.head(self.pooled(ids, embeds))
         return logits + self.wide(ids) if self.wide_buckets else logits
+
+    def all_tasks(self, ids: torch.Tensor, embeds: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Every task's logits from one encoder pass: the primary task's under `primary`, the others under
+        their label column."""
+        pooled = self.pooled(ids, embeds)
+        primary = self.head(pooled)
+        out = {"primary": primary + self.wide(ids) if self.wide_buckets else primary}
+        return out | {column: head(pooled) for column, head in self.task_heads.items()}

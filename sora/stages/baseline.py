@@ -2,23 +2,25 @@
 (`test`), the tuned two-view TF-IDF union with C picked on val (`tuned`, what the registered model is compared
 with) and the n-gram half of the registered model (`ngram_half`: the tuned model plus the sentiment lexicon's
 features where they win on val): models/baseline/ngram (plain arrays), with its out-of-fold logits on the
-train texts in models/baseline/train_logits.parquet (what `distill` trains the network's residual on)."""
+train texts in models/baseline/train_logits.parquet (what `distill` trains the network's residual on). Every other
+task gets its own ten-line baseline (`tasks`)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
+from sora.config import PRIMARY_COLUMN
+from sora.data.tasks import labeled_splits
 from sora.evaluation.baseline import TunedClassical, evaluate_baseline
 from sora.io import write_json, write_parquet
 from sora.models.lexicon import LexiconFeatures
-from sora.pipeline.entry import StageContext, require, stage_main
+from sora.pipeline.entry import StageContext, read_frames, require, stage_main
 
 
 def run(ctx: StageContext) -> None:
-    paths = {s: getattr(ctx.args, s) for s in ("train", "val", "test")}
-    require(*paths.values())
-    splits = {s: pd.read_parquet(p, columns=["text", "label", "lang"]) for s, p in paths.items()}
-    p = ctx.params.baseline
+    params, p = ctx.params, ctx.params.baseline
+    every_row = read_frames(ctx.args, "train", "val", "test", columns=["text", "lang", *params.columns])
+    splits = {s: f[["text", "label", "lang"]] for s, f in labeled_splits(every_row).items()}
     require(ctx.args.lexicon)
     table = pd.read_parquet(ctx.args.lexicon)
     lexicons = {
@@ -29,8 +31,13 @@ def run(ctx: StageContext) -> None:
     tuned.fit(splits["train"], splits["val"])
     reference = {split: tuned.scores(splits[split], reference=True) for split in ("test", "val")}
     half = {split: tuned.scores(splits[split], known=reference[split]) for split in ("test", "val")}
+    other_tasks = {name: t.column for name, t in params.tasks.items() if t.column != PRIMARY_COLUMN}
     metrics = {
         "test": evaluate_baseline(splits, p.C, p.max_iter, ctx.params.trainer.threads),
+        "tasks": {
+            name: evaluate_baseline(labeled_splits(every_row, column), p.C, p.max_iter, params.trainer.threads, column)
+            for name, column in other_tasks.items()
+        },
         "tuned": {**reference, "C": tuned.chosen_C},
         "ngram_half": {
             **half,
@@ -60,6 +67,8 @@ def run(ctx: StageContext) -> None:
         (f"n-gram half (lexicon scale {tuned.lexicon_scale})", metrics["ngram_half"]["test"]),
     ):
         print(f"{name} test accuracy: " + ", ".join(f"{lang} {m['acc']}" for lang, m in block.items()))
+    for name, block in metrics["tasks"].items():
+        print(f"baseline, task {name}: test accuracy " + ", ".join(f"{lang} {m['acc']}" for lang, m in block.items()))
 
 
 if __name__ == "__main__":

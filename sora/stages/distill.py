@@ -14,6 +14,7 @@ import pandas as pd
 from scipy.special import softmax
 
 from sora.data.preprocess import check_no_leak
+from sora.data.tasks import labeled_splits
 from sora.data.vocab import Vocab
 from sora.evaluation.report import clean_metrics
 from sora.inference import Predictor
@@ -39,9 +40,10 @@ def run(ctx: StageContext) -> None:
     hardened_ckpt = args.hardened / "best.ckpt"
     require(args.vocab, args.pool, hardened_ckpt, args.baseline, args.ngram, args.train_logits)
     vocab = Vocab.load(args.vocab)
-    splits = read_frames(args, "train", "val", "test")
+    splits = labeled_splits(read_frames(args, "train", "val", "test"))
     pool = pd.read_parquet(args.pool, columns=["text", "tokens", "lang"])
-    check_no_leak(pool["text"], str(args.pool), splits["val"], splits["test"])
+    held_out = read_frames(args, "val", "test", columns=["text"]).values()  # every task's texts
+    check_no_leak(pool["text"], str(args.pool), *held_out)
     pool = unlabeled_part(pool, splits["train"], d.max_pool_texts, params.trainer.seed)
 
     ngram = NgramModel.load(args.ngram)

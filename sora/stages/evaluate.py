@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sora.data.tasks import labeled_splits
 from sora.data.vocab import Vocab
 from sora.evaluation.assess import assess_all, attack_metrics, load_predictor
 from sora.evaluation.behaviour import behaviour_figure, behaviour_report, load_cases
@@ -24,13 +25,13 @@ def run(ctx: StageContext) -> None:
     checkpoints = {name: getattr(args, name) / "best.ckpt" for name in MODELS}
     require(args.vocab, args.cases, *checkpoints.values())
     cases = load_cases(args.cases)
-    test = read_frames(args, "test")["test"]
+    test = labeled_splits(read_frames(args, "test"))["test"]
     labels, langs = test["label"].to_numpy(), test["lang"].to_numpy()
     assessed = assess_all(
         checkpoints, args.test, args.vocab, e, threads=ctx.params.trainer.threads, processes=e.processes
     )
     out = args.plots
-    names = np.array(ctx.params.preprocess.names_for(next(iter(assessed.values()))[0].shape[1]))
+    names = np.array(ctx.params.primary.names_for(next(iter(assessed.values()))[0].shape[1]))
     metrics: dict = {"test_n": len(test)}
     results, robustness, outcomes = {}, [], {}
     for name, (probs, table, per_example) in assessed.items():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from sora.data.preprocess import check_no_leak
+from sora.data.tasks import labeled_splits
 from sora.data.vocab import Vocab, oov_rates
 from sora.io import read_json, write_json
 from sora.pipeline.entry import StageContext, read_frames, require, stage_main
@@ -21,16 +22,21 @@ def run(ctx: StageContext) -> None:
     seed_and_threads(params.trainer)
     require(args.vocab, args.baseline)
     vocab = Vocab.load(args.vocab)
-    splits = read_frames(args, "train", "val", "test")
+    every_row = read_frames(args, "train", "val", "test")
+    splits = labeled_splits(every_row)  # the primary task's rows
     require(args.pool)
-    check_no_leak(pd.read_parquet(args.pool, columns=["text"])["text"], str(args.pool), splits["val"], splits["test"])
+    check_no_leak(
+        pd.read_parquet(args.pool, columns=["text"])["text"], str(args.pool), every_row["val"], every_row["test"]
+    )
     num_classes = class_count(splits["train"], splits["val"], splits["test"], where=str(args.train))
-    module = classifier_module(params, vocab, num_classes, p.lr)
+    multitask = len(params.tasks) > 1  # one head per task; a row trains the heads it has labels for
+    module = classifier_module(params, vocab, num_classes, p.lr, multitask=multitask)
     encoder = args.encoder / "encoder.pt" if p.init == "pretrained" else None
     wide_fit = initialise(module, params, vocab, encoder, splits["train"], splits["val"])
     metrics, seconds = fit_and_score(
-        params, module, vocab, splits, p.max_epochs, p.patience, ResumableFit(ctx.work_dir),
-        fingerprint(params, ctx.spec), args.out, args.plots, read_json(args.baseline), ctx.lightning_loggers(),
+        params, module, vocab, every_row if multitask else splits, p.max_epochs, p.patience,
+        ResumableFit(ctx.work_dir), fingerprint(params, ctx.spec), args.out, args.plots, read_json(args.baseline),
+        ctx.lightning_loggers(),
     )  # fmt: skip
     if metrics is None:
         return

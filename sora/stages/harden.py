@@ -7,6 +7,7 @@ trains each batch also with its most salient tokens hidden behind <unk>.
 
 from __future__ import annotations
 
+from sora.data.tasks import labeled_splits
 from sora.data.vocab import Vocab
 from sora.io import read_json, write_json
 from sora.pipeline.entry import StageContext, read_frames, require, stage_main
@@ -26,10 +27,12 @@ def run(ctx: StageContext) -> None:
     finetuned_ckpt = args.finetuned / "best.ckpt"
     require(args.vocab, args.baseline, finetuned_ckpt)
     vocab = Vocab.load(args.vocab)
-    splits = read_frames(args, "train", "val", "test")
     finetuned = load_checkpoint(finetuned_ckpt)  # once: weights, hparams and optimizer state
     state, hp = classifier_state(finetuned)
-    module = classifier_module(params, vocab, hp["num_classes"], h.lr, adversarial=True)
+    multitask = bool(hp.get("task_classes"))  # trains every head, on the rows finetune trained them on
+    every_row = read_frames(args, "train", "val", "test")
+    splits = every_row if multitask else labeled_splits(every_row)
+    module = classifier_module(params, vocab, hp["num_classes"], h.lr, adversarial=True, multitask=multitask)
     module.model.load_state_dict(state)
     if h.continue_optimizer:  # a fresh Adam moves every weight by about lr at first and knocks the model off
         module.warm_optimizer_state = finetuned["optimizer_states"][0]

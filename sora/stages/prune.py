@@ -13,6 +13,7 @@ import pandas as pd
 
 from sora.compression import make_permanent, quantize_dynamic_int8, sparsity_report
 from sora.compression.compare import compare_variants
+from sora.data.tasks import labeled_splits
 from sora.data.vocab import Vocab
 from sora.errors import DataError
 from sora.evaluation.assess import worst_case_accuracy
@@ -33,7 +34,7 @@ def run(ctx: StageContext) -> None:
     student = args.student / "best.ckpt"
     require(args.vocab, student, args.student / "ngram", args.train_logits, args.classical, args.cases)
     vocab = Vocab.load(args.vocab)
-    splits = read_frames(args, "train", "test")
+    splits = labeled_splits(read_frames(args, "train", "test"))
     test = splits["test"]
     fp32, hp = load_classifier(student)
     max_len = hp["model_params"]["max_len"]
@@ -106,7 +107,7 @@ def run(ctx: StageContext) -> None:
         "pad_id": vocab.pad_id,
         "model_params": hp["model_params"],
         "num_classes": hp["num_classes"],
-        "class_names": params.preprocess.names_for(hp["num_classes"]),
+        "class_names": params.primary.names_for(hp["num_classes"]),
         "quantize": "int8" if variant == "int8" else None,
         "variant": variant,
     }

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from sora.config import Params
+from sora.data.tasks import labeled_for
 from sora.io import json_text, read_json, write_json
 from sora.pipeline.entry import StageContext, require, stage_main
 from sora.pipeline.imports import pinned_requirements, walk
@@ -31,7 +32,7 @@ def rescore_f1(model_uri: str, test_path: Path) -> float:
 
     from sora.tracking.pyfunc import load_sora_model
 
-    test = pd.read_parquet(test_path, columns=["text", "label"])
+    test = labeled_for(pd.read_parquet(test_path, columns=["text", "label"]))
     predicted = load_sora_model(model_uri).predict_frame(test["text"].tolist())["label"]
     return round(float(f1_score(test["label"], predicted, average="macro")), 5)
 
@@ -41,7 +42,7 @@ LOUD_TOLERANCE = 0.05  # a baseline tolerance above this lets a clearly worse mo
 
 def gate_inputs(scores: dict, baseline_metrics_path: Path, test_path: Path) -> tuple[dict, dict, dict]:
     """Per language: the candidate's test accuracy, the run's TF-IDF baseline's, and always-majority's."""
-    test = pd.read_parquet(test_path, columns=["label", "lang"])
+    test = labeled_for(pd.read_parquet(test_path, columns=["label", "lang"]))
     majority = {lang: float(g["label"].value_counts(normalize=True).max()) for lang, g in test.groupby("lang")}
     baseline = {lang: float(m["acc"]) for lang, m in read_json(baseline_metrics_path)["test"].items()}
     candidate = {lang: float(scores[f"test_acc_{lang}"]) for lang in baseline if f"test_acc_{lang}" in scores}

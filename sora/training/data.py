@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -19,17 +20,19 @@ LANG_IDS = {"zh": 0, "en": 1}
 
 
 class EncodedDataset(Dataset):
-    """Rows of a DataFrame (tokens, [label], [lang], [soft], [offset]) encoded once up front. Missing label/lang
-    -> -1. `soft`: a teacher's class probabilities per row, the target a distilled student learns from.
-    `offset`: another model's logits per row, added to the network's (it then learns the residual)."""
+    """Rows of a DataFrame (tokens, [label], [lang], [soft], [offset], [task columns]) encoded once up front.
+    Missing label/lang -> -1. `soft`: a teacher's class probabilities per row, the target a distilled student
+    learns from. `offset`: another model's logits per row, added to the network's (it then learns the
+    residual). `task_columns`: the other tasks' label columns, as one `tasks` list per row (-1 = no label)."""
 
-    def __init__(self, frame: pd.DataFrame, vocab: Vocab, max_len: int):
+    def __init__(self, frame: pd.DataFrame, vocab: Vocab, max_len: int, task_columns: Sequence[str] = ()):
         self.ids = [vocab.encode(list(toks), max_len) for toks in frame["tokens"]]
         n = len(frame)
         self.labels = frame["label"].astype(int).tolist() if "label" in frame else [-1] * n
         self.langs = [LANG_IDS.get(x, -1) for x in frame["lang"]] if "lang" in frame else [-1] * n
         self.soft = [list(map(float, p)) for p in frame["soft"]] if "soft" in frame else None
         self.offset = [list(map(float, z)) for z in frame["offset"]] if "offset" in frame else None
+        self.tasks = frame[list(task_columns)].astype(int).to_numpy().tolist() if task_columns else None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -40,6 +43,8 @@ class EncodedDataset(Dataset):
             item["soft"] = self.soft[i]
         if self.offset is not None:
             item["offset"] = self.offset[i]
+        if self.tasks is not None:
+            item["tasks"] = self.tasks[i]
         return item
 
 
@@ -53,6 +58,8 @@ def collate_batch(items: list[dict[str, Any]], pad_id: int) -> dict[str, torch.T
         batch["soft"] = torch.tensor([it["soft"] for it in items], dtype=torch.float32)
     if "offset" in items[0]:
         batch["offset"] = torch.tensor([it["offset"] for it in items], dtype=torch.float32)
+    if "tasks" in items[0]:
+        batch["tasks"] = torch.tensor([it["tasks"] for it in items], dtype=torch.long)
     return batch
 
 
@@ -154,13 +161,14 @@ class TextDataModule(L.LightningDataModule):
         span_rate: float = 0.05,
         max_span: int = 3,
         seed: int = 0,
+        task_columns: Sequence[str] = (),
     ):
         super().__init__()
         if mode not in ("classify", "denoise"):
             raise ValueError(f"mode must be 'classify' or 'denoise', got {mode!r}")
         self.frames = {"train": train, "val": val, "test": test}
         self.vocab, self.max_len, self.batch_size, self.num_workers = vocab, max_len, batch_size, num_workers
-        self.mode, self.seed = mode, seed
+        self.mode, self.seed, self.task_columns = mode, seed, tuple(task_columns)
         self.noise = dict(mask_rate=mask_rate, delete_rate=delete_rate, span_rate=span_rate, max_span=max_span)
         self.datasets: dict[str, Dataset] = {}
 
@@ -170,7 +178,7 @@ class TextDataModule(L.LightningDataModule):
             raise ValueError(f"no {split} DataFrame was given to TextDataModule")
         if split not in self.datasets:
             if self.mode == "classify":
-                self.datasets[split] = EncodedDataset(frame, self.vocab, self.max_len)
+                self.datasets[split] = EncodedDataset(frame, self.vocab, self.max_len, self.task_columns)
             else:
                 # Validation noise is fixed (epoch stays 0) so val_loss is comparable across epochs.
                 self.datasets[split] = DenoisingDataset(frame, self.vocab, self.max_len, seed=self.seed, **self.noise)

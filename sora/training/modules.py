@@ -16,7 +16,7 @@ from torch import nn
 from torchmetrics import MetricCollection, SumMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from sora.config import ModelParams, Params
+from sora.config import MISSING_LABEL, ModelParams, Params
 from sora.models.autoencoder import DenoisingAutoencoder
 from sora.models.classifier import build_classifier, build_encoder, plain_model_params
 from sora.training.adversarial import METHODS, adversarial_loss
@@ -135,9 +135,20 @@ def _with_offset(offset: torch.Tensor | None):
     return lambda logits, target: F.cross_entropy(logits + offset, target)
 
 
+def _masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the rows that have a label (0 when none has: the term then adds nothing)."""
+    total = F.cross_entropy(logits, labels, ignore_index=MISSING_LABEL, reduction="sum")
+    return total / labels.ne(MISSING_LABEL).sum().clamp(min=1)
+
+
 class ClassifierModule(L.LightningModule):
-    """Fine-tuning / hardening. Batches: {ids, label, lang_id} from TextDataModule(mode='classify').
-    Logs {stage}_acc, {stage}_f1 (macro) overall and per language (_zh, _en) for stage in val/test."""
+    """Fine-tuning / hardening. Batches: {ids, label, lang_id[, tasks]} from TextDataModule(mode='classify').
+    Logs {stage}_acc, {stage}_f1 (macro) overall and per language (_zh, _en) for stage in val/test, for the
+    primary task; with other tasks (`task_classes`, label column -> classes), {stage}_{column}_acc too.
+
+    The joint loss is the sum over tasks of weight x mean cross-entropy over the batch rows labeled for the
+    task (`task_weights`, by label column; the primary task's is under `label`). A row without a primary label
+    (label -1) trains the other heads only."""
 
     def __init__(
         self,
@@ -157,6 +168,8 @@ class ClassifierModule(L.LightningModule):
         adv_token_budget: float = 0.0,
         embedding_lr_scale: float = 1.0,
         wide_lr_scale: float = 1.0,
+        task_classes: dict[str, int] | None = None,
+        task_weights: dict[str, float] | None = None,
     ):
         super().__init__()
         if adv_method not in METHODS:
@@ -180,9 +193,11 @@ class ClassifierModule(L.LightningModule):
                 "adv_token_budget": adv_token_budget,
                 "embedding_lr_scale": embedding_lr_scale,
                 "wide_lr_scale": wide_lr_scale,
+                "task_classes": dict(task_classes or {}),
+                "task_weights": dict(task_weights or {}),
             }
         )
-        self.model = build_classifier(vocab_size, pad_id, model_params, num_classes)
+        self.model = build_classifier(vocab_size, pad_id, model_params, num_classes, task_classes)
         # Pretrained word vectors move slowly, or not at all (scale 0): a few thousand labels would otherwise
         # pull the words they contain away from the words met only in unlabeled text, which is what pretraining
         # was for (ULMFiT's discriminative learning rates).
@@ -203,6 +218,13 @@ class ClassifierModule(L.LightningModule):
                 for stage in ("val", "test")
                 for suffix in ("", "_zh", "_en")
             }
+            | {
+                f"{stage}_{column}": MetricCollection(
+                    {"acc": MulticlassAccuracy(k, average="micro"), "n": SumMetric()}, compute_groups=False
+                )
+                for stage in ("val", "test")
+                for column, k in (task_classes or {}).items()
+            }
         )
 
     def forward(self, ids: torch.Tensor, embeds: torch.Tensor | None = None) -> torch.Tensor:
@@ -211,6 +233,9 @@ class ClassifierModule(L.LightningModule):
     def load_encoder_state(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Initialise the encoder from a pretrained one (PretrainModule.encoder_state_dict())."""
         self.model.encoder.load_state_dict(state_dict)
+
+    def _weight(self, column: str) -> float:
+        return float(self.hparams.get("task_weights", {}).get(column, 1.0))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         h = self.hparams
@@ -222,48 +247,89 @@ class ClassifierModule(L.LightningModule):
             hide[:, 0] = False
             ids = ids.masked_fill(hide & ids.ne(h.pad_id), h.unk_id)
         # A distilled student learns the teacher's probabilities (cross-entropy accepts them as targets).
-        loss = adversarial_loss(
-            h.adv_method,
-            self.model,
-            ids,
-            batch["soft"] if "soft" in batch else batch["label"],
-            h.adv_epsilon,
-            h.adv_steps,
-            h.adv_step_size,
-            loss_fn=_with_offset(batch.get("offset")),
-            token_budget=h.get("adv_token_budget", 0.0),
-            unk_id=h.unk_id,
-        )
-        log_train_loss(self, loss, batch["ids"].size(0))
+        target = batch["soft"] if "soft" in batch else batch["label"]
+        offset, tasks = batch.get("offset"), batch.get("tasks")
+        if tasks is None:
+            loss = adversarial_loss(
+                h.adv_method,
+                self.model,
+                ids,
+                target,
+                h.adv_epsilon,
+                h.adv_steps,
+                h.adv_step_size,
+                loss_fn=_with_offset(offset),
+                token_budget=h.get("adv_token_budget", 0.0),
+                unk_id=h.unk_id,
+            )
+            log_train_loss(self, loss, ids.size(0))
+            return loss
+        if h.adv_method == "none" and not h.get("adv_token_budget", 0.0):
+            out = self.model.all_tasks(ids)  # every head from one encoder pass
+            primary = out["primary"] + offset if offset is not None else out["primary"]
+            loss = self._weight("label") * _masked_cross_entropy(primary, target)
+        else:  # the adversary attacks the primary task on its labeled rows; the heads learn from a clean pass
+            rows = target.ne(MISSING_LABEL)
+            loss = torch.zeros((), device=ids.device)
+            if rows.any():
+                loss = self._weight("label") * adversarial_loss(
+                    h.adv_method,
+                    self.model,
+                    ids[rows],
+                    target[rows],
+                    h.adv_epsilon,
+                    h.adv_steps,
+                    h.adv_step_size,
+                    loss_fn=_with_offset(offset[rows] if offset is not None else None),
+                    token_budget=h.get("adv_token_budget", 0.0),
+                    unk_id=h.unk_id,
+                )
+            out = self.model.all_tasks(ids)
+        for i, column in enumerate(h.task_classes):
+            loss = loss + self._weight(column) * _masked_cross_entropy(out[column], tasks[:, i])
+        log_train_loss(self, loss, ids.size(0))
         return loss
 
     def _update(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
-        logits = self.model(batch["ids"])
+        out = self.model.all_tasks(batch["ids"])
+        logits = out["primary"]
         if "offset" in batch:
             logits = logits + batch["offset"]
         labels, langs = batch["label"], batch["lang_id"]
+        labeled = labels.ne(MISSING_LABEL)
         for suffix, rows in (
-            ("", torch.ones_like(labels, dtype=torch.bool)),
-            ("_zh", langs.eq(LANG_IDS["zh"])),
-            ("_en", langs.eq(LANG_IDS["en"])),
+            ("", labeled),
+            ("_zh", labeled & langs.eq(LANG_IDS["zh"])),
+            ("_en", labeled & langs.eq(LANG_IDS["en"])),
         ):
             if rows.any():
                 m = self.metrics[stage + suffix]
                 m["acc"].update(logits[rows], labels[rows])
                 m["f1"].update(logits[rows], labels[rows])
                 m["n"].update(rows.sum().float())
-        self.log(
-            f"{stage}_loss", F.cross_entropy(logits, labels), on_epoch=True, sync_dist=True, batch_size=labels.size(0)
-        )
+        if "tasks" in batch:
+            for i, column in enumerate(self.hparams.task_classes):
+                rows = batch["tasks"][:, i].ne(MISSING_LABEL)
+                if rows.any():
+                    m = self.metrics[f"{stage}_{column}"]
+                    m["acc"].update(out[column][rows], batch["tasks"][rows, i])
+                    m["n"].update(rows.sum().float())
+        if labeled.any():
+            loss = F.cross_entropy(logits[labeled], labels[labeled])
+            self.log(f"{stage}_loss", loss, on_epoch=True, sync_dist=True, batch_size=int(labeled.sum()))
 
     def _log_epoch(self, stage: str) -> None:
         # compute() syncs across DDP ranks; every rank then sees the same counts and logs the same keys.
-        for suffix in ("", "_zh", "_en"):
-            m = self.metrics[stage + suffix]
+        slices = [(stage + suffix, suffix) for suffix in ("", "_zh", "_en")]
+        slices += [(f"{stage}_{column}", None) for column in self.hparams.get("task_classes", {})]
+        for key, suffix in slices:
+            m = self.metrics[key]
             with warnings.catch_warnings():  # a rank may have seen no rows of a language: not an error
                 warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
                 values = m.compute()
-            if values["n"] > 0:
+            if values["n"] > 0 and suffix is None:
+                self.log(f"{key}_acc", values["acc"], sync_dist=True)
+            elif values["n"] > 0:
                 self.log(f"{stage}_acc{suffix}", values["acc"], sync_dist=True)
                 self.log(f"{stage}_f1{suffix}", values["f1"], sync_dist=True)
             m.reset()
@@ -312,9 +378,12 @@ class ClassifierModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def classifier_module(params: Params, vocab, num_classes: int, lr: float, adversarial: bool = False, **changes):
+def classifier_module(
+    params: Params, vocab, num_classes: int, lr: float, adversarial: bool = False, multitask: bool = False, **changes
+):
     """The classifier as the stages build it from params: model shape and regularisation from `model` and
-    `finetune`, and, for hardening, the adversary from `harden`. `changes` override single arguments."""
+    `finetune`, for hardening the adversary from `harden`, and with `multitask` a head and a loss weight for
+    every task in `tasks`. `changes` override single arguments."""
     kwargs: dict[str, Any] = {
         "num_classes": num_classes,
         "lr": lr,
@@ -324,6 +393,10 @@ def classifier_module(params: Params, vocab, num_classes: int, lr: float, advers
         "embedding_lr_scale": params.finetune.embedding_lr_scale,
         "wide_lr_scale": params.finetune.wide_lr_scale,
     }
+    if multitask:
+        others = [t for t in params.tasks.values() if t.column != params.primary.column]
+        kwargs |= {"task_classes": {t.column: len(t.classes) for t in others},
+                   "task_weights": {t.column: t.weight for t in params.tasks.values()}}  # fmt: skip
     if adversarial:
         h = params.harden
         kwargs |= {"adv_method": h.method, "adv_epsilon": h.epsilon, "adv_steps": h.steps,

@@ -211,6 +211,6 @@ def load_classifier_state(ckpt_path: str | Path) -> tuple[dict[str, torch.Tensor
 def load_classifier(ckpt_path: str | Path) -> tuple[Classifier, dict[str, Any]]:
     """Rebuilt Classifier in eval mode + hparams, from a ClassifierModule checkpoint."""
     state, h = load_classifier_state(ckpt_path)
-    model = build_classifier(h["vocab_size"], h["pad_id"], h["model_params"], h["num_classes"])
+    model = build_classifier(h["vocab_size"], h["pad_id"], h["model_params"], h["num_classes"], h.get("task_classes"))
     model.load_state_dict(state)
     return model.eval(), h
