@@ -93,7 +93,9 @@ def robustness_on_val(ws: Path, model: str) -> dict[str, float]:
     from sora.evaluation.assess import attack_suite, load_predictor
 
     params = load_params(ws / "params.yaml")
-    val = pd.read_parquet(ws / "data/processed/val.parquet")
+    from sora.data.tasks import labeled_for
+
+    val = labeled_for(pd.read_parquet(ws / "data/processed/val.parquet"))
     val = pd.concat([g.sample(n=min(len(g), ROBUSTNESS_SAMPLE), random_state=0) for _, g in val.groupby("lang")])
     predictor = load_predictor(ws / "models" / model / "best.ckpt", Vocab.load(ws / "data/vocab.json"), 256)
     table = attack_suite(predictor, val, params.evaluate, include_greedy=False, progress=False)

@@ -79,7 +79,9 @@ def main() -> None:
     out = Path(f"data/user/append_{args.rows}.csv")
     if out.exists():
         sys.exit(f"{out} exists: this clone has had its append already; make a fresh one")
-    rows = new_rows(pd.read_parquet(train_path, columns=["text", "label", "lang"]), args.rows, args.seed)
+    from sora.data.tasks import labeled_for
+
+    rows = new_rows(labeled_for(pd.read_parquet(train_path, columns=["text", "label", "lang"])), args.rows, args.seed)
     rows.to_csv(out, index=False)
     list_user_file(Path("params.yaml"), out.as_posix())
     print(f"appended {len(rows)} labeled rows ({out}); running `sora run`", flush=True)

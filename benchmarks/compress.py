@@ -78,7 +78,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     paths = declared_args("prune")  # the files the prune stage reads and writes
-    test = pd.read_parquet(paths.test)
+    from sora.data.tasks import labeled_for
+
+    test = labeled_for(pd.read_parquet(paths.test))
     fp32, hp = load_classifier(paths.student / "best.ckpt")
     bundle = load_bundle(paths.out, quantize=False)  # the pruned fp32 weights, whatever is registered
     pruned = bundle.model

@@ -128,7 +128,9 @@ def main() -> None:
     paths = declared_args("distill")
     require(paths.train, paths.val, paths.test, paths.pool, paths.vocab, paths.encoder / "encoder.pt")
     vocab = Vocab.load(paths.vocab)
-    frames = {s: pd.read_parquet(getattr(paths, s)) for s in ("train", "val", "test")}
+    from sora.data.tasks import labeled_for
+
+    frames = {s: labeled_for(pd.read_parquet(getattr(paths, s))) for s in ("train", "val", "test")}
     pool = pd.read_parquet(paths.pool, columns=["text", "tokens", "lang"])
     sizes = [int(s) for s in args.sizes.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -237,7 +237,7 @@ def predict(
         "machine; more can help a large --input).",
     ),
 ) -> None:
-    """Classify texts with the champion model (label and probability per text).
+    """Classify texts with the champion model (label and probability per text, for every task it answers).
 
     Sora reads only the weights, vocabulary and config of a Sora model, so no code from the model folder runs.
     Loading someone else's MLflow model with MLflow (mlflow.pyfunc.load_model, mlflow models serve) executes
@@ -292,9 +292,12 @@ def predict(
             err=True,
         )
     if output_file is None:
-        for row in result.itertuples():
+        # the other tasks' answers between the primary task's and the text: topic=sports 0.912
+        others = [c.removesuffix("_label_name") for c in result.columns if c.endswith("_label_name")]
+        for _, row in result.iterrows():
             preview = row.text if len(row.text) <= 60 else row.text[:57] + "..."
-            typer.echo(f"{row.label_name}\t{row.probability:.3f}\t{preview}")
+            tasks = "".join(f"{t}={row[f'{t}_label_name']} {row[f'{t}_probability']:.3f}\t" for t in others)
+            typer.echo(f"{row.label_name}\t{row.probability:.3f}\t{tasks}{preview}")
         return
     try:
         write_predictions(result, output_file)

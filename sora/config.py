@@ -31,6 +31,9 @@ BuiltinSource = Literal[
 ]
 PRIMARY_COLUMN = "label"  # the primary task's label column: the registry gate, attacks and behaviour tests use it
 MISSING_LABEL = -1  # a text's label for a task it has none for (sora.data.tasks)
+# Names a label column cannot take: data columns, language slices of the metrics, the primary head's key
+RESERVED_COLUMNS = {"text", "tokens", "lang", "lang_hint", "source", "ref", "soft", "offset", "tasks", "zh", "en",
+                    "all", "primary"}  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -293,6 +296,8 @@ class Params(Block):
         if not all(re.fullmatch(r"[a-z][a-z0-9_]*", name) for name in self.tasks):
             raise ValueError(f"tasks: names must be lower-case identifiers, got {list(self.tasks)}")
         columns = [t.column for t in self.tasks.values()]
+        if taken := sorted(set(columns) & RESERVED_COLUMNS):
+            raise ValueError(f"tasks: {taken} cannot be label columns (the data or the metrics use those names)")
         if len(set(columns)) < len(columns):
             raise ValueError(f"tasks: two tasks read the same column ({columns})")
         if PRIMARY_COLUMN not in columns:

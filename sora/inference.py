@@ -74,8 +74,12 @@ class Predictor:
         max_batch_tokens: int = 1024,
         class_names: Sequence[str] | None = None,
         ngram=None,
+        tasks: dict[str, dict] | None = None,
     ):
         self.model = model.eval()
+        # The other tasks' heads: label column -> {"name": task name, "classes": class names}, as the bundle's
+        # config holds them; predict_frame answers each beside the primary task.
+        self.tasks = dict(tasks or {})
         # The n-gram half of a wide-and-deep bundle (sora.models.ngram.NgramModel): its logits, computed from
         # the normalised text, are added to the network's.
         self.ngram = ngram
@@ -174,19 +178,25 @@ class Predictor:
 
     def predict_frame(self, texts: Sequence[str]):
         """What `sora predict` and the MLflow pyfunc return: label (0, 1, ...), label_name and prob_<name> (the
-        class names the bundle carries, else the numbers), probability, detected lang
+        class names the bundle carries, else the numbers), probability, the same for every other task prefixed
+        with its name (topic_label, topic_label_name, topic_probability, topic_prob_<name>), detected lang
         ('unknown' for neither Chinese nor English) and truncated (the text is longer than the model reads, so
         only its beginning was classified) per text, as a DataFrame."""
         import pandas as pd
 
         langs, ids, truncated, offsets = self.prepare(texts)  # the languages serve the tokeniser and the table
-        probs = self.predict_ids(ids, offsets)
-        names = self.class_names or [str(k) for k in range(probs.shape[1])]
-        label = probs.argmax(1).astype("int64")
-        out = pd.DataFrame({"label": label, "label_name": [names[k] for k in label]})
-        out["probability"] = probs.max(1).astype("float64")
-        for k in range(probs.shape[1]):
-            out[f"prob_{names[k]}"] = probs[:, k].astype("float64")
+        every = self.predict_tasks_ids(ids, offsets, tasks=bool(self.tasks))  # one encoder pass for all tasks
+        out = pd.DataFrame(index=range(len(ids)))
+        answers = [("", every["primary"], self.class_names)]
+        answers += [(f"{task['name']}_", every[column], task["classes"]) for column, task in self.tasks.items()]
+        for prefix, probs, names in answers:
+            names = names or [str(k) for k in range(probs.shape[1])]
+            label = probs.argmax(1).astype("int64")
+            out[f"{prefix}label"] = label
+            out[f"{prefix}label_name"] = [names[k] for k in label]
+            out[f"{prefix}probability"] = probs.max(1).astype("float64")
+            for k in range(probs.shape[1]):
+                out[f"{prefix}prob_{names[k]}"] = probs[:, k].astype("float64")
         out["lang"] = [lang or "unknown" for lang in langs]
         out["truncated"] = truncated
         return out
@@ -232,7 +242,9 @@ def load_bundle(directory, batch_size: int = 256, quantize: bool | None = None) 
         if not (directory / name).is_file():
             raise FileNotFoundError(f"{directory} is not a Sora model bundle: {name} is missing")
     config = json.loads((directory / "config.json").read_text())
-    model = build_classifier(config["vocab_size"], config["pad_id"], config["model_params"], config["num_classes"])
+    tasks = config.get("tasks", {})
+    model = build_classifier(config["vocab_size"], config["pad_id"], config["model_params"], config["num_classes"],
+                             {column: len(task["classes"]) for column, task in tasks.items()})  # fmt: skip
     model.load_state_dict(load_sparse_state_dict(directory / "weights.pt"))
     model.eval()
     if (config.get("quantize") == "int8") if quantize is None else quantize:
@@ -240,4 +252,4 @@ def load_bundle(directory, batch_size: int = 256, quantize: bool | None = None) 
     max_len = config["model_params"]["max_len"]
     vocab = Vocab.load(directory / "vocab.json")
     ngram = NgramModel.load(directory) if (directory / NGRAM_FILES[0]).is_file() else None
-    return Predictor(model, vocab, max_len, batch_size, class_names=config.get("class_names"), ngram=ngram)
+    return Predictor(model, vocab, max_len, batch_size, class_names=config.get("class_names"), ngram=ngram, tasks=tasks)

@@ -44,7 +44,8 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _tasks_section(m: dict) -> list[str]:
-    """The other tasks (multi-task heads): test accuracy per language beside each one's TF-IDF baseline."""
+    """The other tasks (a head each on the shared encoder): test accuracy per language, model by model, beside
+    each task's TF-IDF baseline."""
     tasks = m["baseline"].get("tasks", {})
     if not tasks:
         return []
@@ -57,9 +58,11 @@ def _tasks_section(m: dict) -> list[str]:
             if lang not in by_lang:
                 continue
             heads = [m[s].get("test", {}).get("tasks", {}).get(name, {}).get(lang, {}).get("acc")
-                     for s in ("finetune", "harden")]  # fmt: skip
-            rows.append([name, lang, str(by_lang[lang]["n"]), _f(by_lang[lang]["acc"]), *map(_f, heads)])
-    return out + _table(["task", "lang", "n", "TF-IDF baseline", "fine-tuned head", "hardened head"], rows)
+                     for s in ("finetune", "harden", "distill")]  # fmt: skip
+            served = m["prune"].get("tasks", {}).get(name, {}).get("int8", {}).get(lang, {}).get("acc")
+            rows.append([name, lang, str(by_lang[lang]["n"]), _f(by_lang[lang]["acc"]), *map(_f, heads), _f(served)])
+    header = ["task", "lang", "n", "TF-IDF baseline", "fine-tuned", "hardened", "student", "student pruned + int8"]
+    return out + _table(header, rows)
 
 
 def render(metrics_dir: Path = Path("metrics")) -> str:

@@ -224,7 +224,7 @@ class Project:
         )  # rows[0] has label 0
         params = yaml.safe_load((REPO / "params.yaml").read_text())
         # A second file with two tasks' labels, some rows missing one: the project trains a multi-task model.
-        write_user_csv(repo / "data/user/topics.csv", topic_rows(n_per_lang // 2))
+        write_user_csv(repo / "data/user/topics.csv", topic_rows(n_per_lang * 2))
         params["ingest"].update(
             sources=[],
             user_files=["data/user/reviews.csv", "data/user/topics.csv"],
@@ -298,7 +298,9 @@ TINY_PIPELINE = {
     "finetune": {"max_epochs": 3, "lr": 0.005, "patience": 2},
     # FGM, not the default: the integration tests then run the embedding-space adversary through harden and distill
     "harden": {"method": "fgm", "max_epochs": 1, "noise_augment": 0.3, "val_checks_per_epoch": 2},
-    "distill": {"max_epochs": 1, "max_pool_texts": 40},
+    # three epochs: the student's topic head learns from a random start (its sentiment is right at once, from the
+    # n-gram half)
+    "distill": {"max_epochs": 3, "max_pool_texts": 40},
     "baseline": {"tuned_Cs": [1.0, 4.0]},
     "evaluate": {"attack_max_examples": 8, "batch_size": 64},
     "prune": {"recovery_epochs": 1, "latency_batch": 16},

@@ -117,3 +117,8 @@ def test_ingest_refuses_a_labeled_source_whose_column_no_task_reads(tmp_path):
     with pytest.raises(ConfigError, match="'thucnews-topic' gives labels for the column 'topic', which no task reads"):
         ingest(parse_params(dropped_topic), tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_a_label_column_cannot_take_a_name_the_data_or_metrics_use():
+    with pytest.raises(ConfigError, match=r"\['zh'\] cannot be label columns"):
+        load_params(REPO_PARAMS, overrides={"tasks": {"topic": {"column": "zh"}}})

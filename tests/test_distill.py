@@ -183,3 +183,32 @@ def test_offsets_reach_the_batch_and_the_loss(frames, vocab):
     target = torch.tensor([0, 0, 0, 0])
     assert torch.isclose(_with_offset(batch["offset"])(logits, target), F.cross_entropy(batch["offset"], target))
     assert _with_offset(None) is F.cross_entropy
+
+
+def test_transfer_set_carries_the_other_tasks_labels():
+    train = pd.DataFrame(
+        {"text": ["a", "b"], "tokens": [["a"], ["b"]], "lang": ["en", "en"], "label": [0, 1], "topic": [2, -1]}
+    )
+    pool = pd.DataFrame({"text": ["c", "d"], "tokens": [["c"], ["d"]], "lang": ["en", "zh"], "topic": [1, -1]})
+    out = transfer_set(train, np.full((2, 2), 0.5), pool, np.full((2, 2), 0.5), 0.5, task_columns=["topic"])
+    assert out["topic"].tolist() == [2, -1, 1, -1] and out["label"].tolist() == [0, 1, -1, -1]
+    no_topic = transfer_set(train, np.full((2, 2), 0.5), pool.drop(columns="topic"), np.full((2, 2), 0.5), 0.5,
+                            task_columns=["topic"])  # fmt: skip
+    assert no_topic["topic"].tolist() == [2, -1, -1, -1]
+    gaps = pd.concat([pool, pool.drop(columns="topic")], ignore_index=True)  # NaN where a frame had no column
+    mixed = transfer_set(train, np.full((2, 2), 0.5), gaps, np.full((4, 2), 0.5), 0.5, task_columns=["topic"])
+    assert mixed["topic"].tolist() == [2, -1, 1, -1, -1, -1]
+
+
+def test_each_other_task_gets_the_teachers_probabilities_mixed_with_its_label():
+    train = pd.DataFrame(
+        {"text": ["a", "b"], "tokens": [["a"], ["b"]], "lang": ["en", "en"], "label": [0, 1], "topic": [2, -1]}
+    )
+    pool = pd.DataFrame({"text": ["c"], "tokens": [["c"]], "lang": ["en"], "topic": [0]})
+    teacher = ({"topic": np.full((2, 3), 1 / 3)}, {"topic": np.array([[0.2, 0.5, 0.3]])})
+    out = transfer_set(train, np.full((2, 2), 0.5), pool, np.full((1, 2), 0.5), 0.4, task_columns=["topic"],
+                       task_teacher=teacher)  # fmt: skip
+    soft = np.stack(out["soft_topic"])
+    np.testing.assert_allclose(soft[0], 0.4 * np.eye(3)[2] + 0.6 / 3)  # labeled: label and teacher mixed
+    np.testing.assert_allclose(soft[1], np.full(3, 1 / 3))  # no topic label: the teacher alone
+    np.testing.assert_allclose(soft[2], 0.4 * np.eye(3)[0] + 0.6 * np.array([0.2, 0.5, 0.3]))

@@ -36,7 +36,8 @@ def repo(built, tmp_path):
 def test_outputs_metrics_and_plots(built):
     finetune = built.read_json("metrics/finetune.json")
     assert set(finetune) >= {"val", "test", "test_minus_baseline", "epochs", "train_examples"}
-    assert set(finetune["test"]) == {"all", "zh", "en"} and set(finetune["test"]["zh"]) == {"acc", "f1"}
+    assert set(finetune["test"]) == {"all", "zh", "en", "tasks"} and set(finetune["test"]["zh"]) == {"acc", "f1"}
+    assert set(finetune["test"]["tasks"]["topic"]["all"]) == {"acc", "f1", "n"}  # the project's second task
     assert finetune["test"]["all"]["acc"] > 0.5
     evaluate = built.read_json("metrics/evaluate.json")
     for model in ("finetuned", "hardened", "distilled"):
@@ -44,7 +45,11 @@ def test_outputs_metrics_and_plots(built):
         assert evaluate[model]["behaviour"]["zh"]["clear"]["n"] >= 60
         assert set(evaluate[model]["attack"]["greedy"]["en"]) == {"acc", "success_rate"}
         assert "all_perturbations" in evaluate[model]["attack"]
+    for model in ("finetuned", "hardened", "distilled"):  # the project's second task, in every model
+        assert evaluate[model]["tasks"]["topic"]["all"]["n"] > 0
+        assert (built.path / f"plots/evaluate/tasks/confusion_{model}_topic.csv").is_file()
     prune = built.read_json("metrics/prune.json")
+    assert set(prune["tasks"]["topic"]) == {"fp32", "pruned", "int8"}
     assert abs(prune["global_sparsity"] - 0.7) < 0.01
     assert prune["int8_size_ratio"] > 1.0  # tiny model: fixed overheads dominate; the real ratio is benchmarked
     assert set(prune["vs_tuned_classical"]["en"]) == {"champion_acc", "classical_acc", "p_value"}
@@ -128,10 +133,14 @@ def test_registry_champion_and_predict(repo):
     assert list(out.columns[:3]) == ["label", "label_name", "probability"] and len(out) == 2
     assert set(out["label_name"]) <= {"negative", "positive"}
     assert out["probability"].between(0.5, 1.0).all()
+    # One model answers both tasks of the project (sentiment and topic), for a zh and an en text.
+    assert set(out["topic_label_name"]) <= {"things", "places"} and out["topic_probability"].between(0.5, 1).all()
+    register = repo.read_json("metrics/register.json")
+    assert set(register["gate"]["tasks"]["candidate_acc"]) == {"topic"}
 
     cli = [sys.executable, "-m", "sora.cli", "predict"]
     ok = repo.run(cli + ["这本书很好", "great movie", "中英 mixed 文本 text"])
-    assert len(ok.stdout.strip().splitlines()) == 3
+    assert len(ok.stdout.strip().splitlines()) == 3 and all("\ttopic=" in line for line in ok.stdout.splitlines())
     long_text = repo.run(cli + ["good " * 20_000, "--model", "models/prune"])  # 100k chars (argv limit: 128 KiB)
     assert long_text.returncode == 0
     empty = repo.run(cli + [""], check=False)

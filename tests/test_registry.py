@@ -54,3 +54,14 @@ def test_a_champion_tolerance_that_admits_much_worse_models_is_refused():
     repo_params = Path(__file__).resolve().parents[1] / "params.yaml"
     with pytest.raises(ConfigError, match="register.f1_tolerance"):
         load_params(repo_params, overrides={"register": {"f1_tolerance": 0.45}})
+
+
+def test_every_other_task_must_beat_its_majority_class():
+    from sora.tracking.registry import task_gate
+
+    majority = {"topic": 0.1, "text_type": 0.45}
+    assert task_gate({"topic": 0.8, "text_type": 0.9}, majority, 0.05) is None
+    refusal = task_gate({"topic": 0.8, "text_type": 0.47}, majority, 0.05)
+    assert "task text_type: test accuracy 0.4700 does not beat always answering its majority class" in refusal
+    assert "task topic: no test accuracy" in task_gate({"text_type": 0.9}, majority, 0.05)
+    assert task_gate({}, {}, 0.05) is None  # a model with one task

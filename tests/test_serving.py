@@ -11,6 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -258,3 +259,27 @@ def test_predict_help_says_that_loading_an_mlflow_model_runs_its_code():
     text = " ".join(result.output.split())
     assert "--threads" in text and "SORA_THREADS" in text
     assert "executes its code" in text and "mlflow models serve" in text
+
+
+def test_a_multi_task_bundle_answers_every_task_from_one_model(tmp_path, tiny_model):
+    from sora.data.vocab import Vocab
+    from sora.inference import load_bundle, save_bundle
+    from sora.models.classifier import build_classifier
+
+    vocab = Vocab.build([["好看", "电影", "good", "movie"]] * 2, ["<pad>", "<unk>", "<cls>", "<mask>"], 1, 100)
+    params = tiny_model.model_copy(update={"d_model": 8, "ff_dim": 16, "dropout": 0.1}).model_dump()
+    tasks = {"topic": {"name": "topic", "classes": ["things", "places", "people"]}}
+    model = build_classifier(len(vocab), vocab.pad_id, params, 2, {"topic": 3})
+    config = {"vocab_size": len(vocab), "pad_id": vocab.pad_id, "num_classes": 2, "model_params": params,
+              "class_names": ["negative", "positive"], "tasks": tasks}  # fmt: skip
+    save_bundle(tmp_path, model, vocab, config)
+    out = load_bundle(tmp_path).predict_frame(["好看的电影", "a good movie"])
+    assert list(out.columns) == [
+        "label", "label_name", "probability", "prob_negative", "prob_positive",
+        "topic_label", "topic_label_name", "topic_probability", "topic_prob_things", "topic_prob_places",
+        "topic_prob_people", "lang", "truncated",
+    ]  # fmt: skip
+    assert set(out["topic_label_name"]) <= {"things", "places", "people"}
+    probs = out[["topic_prob_things", "topic_prob_places", "topic_prob_people"]].to_numpy()
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-6)
+    assert (out["topic_probability"] == probs.max(1)).all()

@@ -141,3 +141,16 @@ def test_tsv_quotes_are_text_not_csv_quoting(tmp_path):
     assert read.problems == []
     assert read.rows["text"].tolist() == ['"unclosed start', "second row", '"quoted" head', "third row"]
     assert read.rows["ref"].tolist() == ["quotes.tsv:2", "quotes.tsv:3", "quotes.tsv:4", "quotes.tsv:5"]
+
+
+def test_a_parquet_file_with_empty_label_cells_reads_them_as_missing(tmp_path):
+    """A numeric column with gaps is float64 in Parquet (or nullable Int64): 1.0 is class 1, NaN/NA no label."""
+    from sora.data.user_files import read_labeled_file
+
+    path = tmp_path / "two.parquet"
+    frame = pd.DataFrame({"text": ["good film", "股市大涨", "bad"], "label": [1.0, None, 0.0]})
+    frame["topic"] = pd.array([None, 9, 3], dtype="Int64")
+    frame.to_parquet(path)
+    read = read_labeled_file(path, load_params().tasks)
+    assert read.problems == []
+    assert read.rows["label"].tolist() == [1, -1, 0] and read.rows["topic"].tolist() == [-1, 9, 3]

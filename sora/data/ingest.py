@@ -54,8 +54,10 @@ def ingest(params: Params, out: Path) -> dict:
     if "vader-sentiment" in p.sources:
         frame, ambiguous = sources.vader_sentiment(archive("vader-sentiment")[0], p.vader_min_abs_rating)
         if text_type_task:  # an ambiguous rating is a missing sentiment label: the text type is still known
-            frame = pd.concat([frame, ambiguous.drop(columns="reason").assign(label=MISSING)], ignore_index=True)
-            frame["lang_hint"], ambiguous = "en", ambiguous.iloc[:0]
+            vague = ambiguous["reason"] == "ambiguous_rating"
+            kept = ambiguous[vague].drop(columns="reason").assign(label=MISSING)
+            frame = pd.concat([frame, kept], ignore_index=True)
+            frame["lang_hint"], ambiguous = "en", ambiguous[~vague]
         labeled.append(frame)
         unlabeled.append(frame[["text", "source"]])
         rejects.append(ambiguous)

@@ -63,7 +63,7 @@ def _decode(path: Path, raw: bytes) -> str:
 
 def _parse_label(value) -> tuple[int | None, str | None]:
     """An integer class id >= 0, given as int or digit string; anything else is a problem."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return None, "label is missing"
     if isinstance(value, bool):
         return None, f"label {value!r} is a boolean; use 0/1"
@@ -90,6 +90,10 @@ def _records_from_file(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
             frame = pd.read_parquet(path)
         except Exception as err:  # pyarrow raises several types for corrupt files
             raise DataError(f"{path}: not a readable Parquet file ({type(err).__name__}: {err})") from None
+        for name in frame.columns:  # a column of class ids with empty cells is stored as floats: 1.0 -> 1
+            column = frame[name]
+            if pd.api.types.is_float_dtype(column) and (column.dropna() % 1 == 0).all():
+                frame[name] = column.astype("Int64")
         records = frame.to_dict("records")
         return list(frame.columns), [(i + 1, r) for i, r in enumerate(records)]
     text = _decode(path, path.read_bytes())

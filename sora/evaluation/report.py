@@ -45,6 +45,21 @@ def clean_metrics(probs: np.ndarray, labels: np.ndarray, langs: np.ndarray) -> d
     return out
 
 
+def task_scores(probs: dict[str, np.ndarray], frame: pd.DataFrame, names: dict[str, str]) -> dict[str, dict]:
+    """{task name: {all|zh|en: {acc, f1, n}}} of the other tasks' heads (`probs` by label column, as
+    Predictor.predict_tasks_ids gives them), each over the rows of `frame` labeled for it."""
+    from sora.config import MISSING_LABEL
+
+    out = {}
+    for column, name in names.items():
+        rows = (frame[column] != MISSING_LABEL).to_numpy()
+        langs = frame["lang"].to_numpy()[rows]
+        scores = clean_metrics(probs[column][rows], frame[column].to_numpy()[rows], langs)
+        count = {lang: int(len(langs) if lang == "all" else (langs == lang).sum()) for lang in scores}
+        out[name] = {lang: {"acc": v["acc"], "f1": v["f1"], "n": count[lang]} for lang, v in scores.items()}
+    return out
+
+
 def curves(probs: np.ndarray, labels: np.ndarray) -> dict[str, pd.DataFrame]:
     """ROC, PR (positive class 1) and reliability curve tables, for DVC plots and figures."""
     out: dict[str, pd.DataFrame] = {}

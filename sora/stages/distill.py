@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pandas as pd
 from scipy.special import softmax
 
+from sora.config import MISSING_LABEL
 from sora.data.preprocess import check_no_leak
 from sora.data.tasks import labeled_splits
 from sora.data.vocab import Vocab
@@ -40,14 +42,21 @@ def run(ctx: StageContext) -> None:
     hardened_ckpt = args.hardened / "best.ckpt"
     require(args.vocab, args.pool, hardened_ckpt, args.baseline, args.ngram, args.train_logits)
     vocab = Vocab.load(args.vocab)
-    splits = labeled_splits(read_frames(args, "train", "val", "test"))
+    every_row = read_frames(args, "train", "val", "test")
+    splits = labeled_splits(every_row)  # the primary task's rows
     pool = pd.read_parquet(args.pool, columns=["text", "tokens", "lang"])
-    held_out = read_frames(args, "val", "test", columns=["text"]).values()  # every task's texts
-    check_no_leak(pool["text"], str(args.pool), *held_out)
-    pool = unlabeled_part(pool, splits["train"], d.max_pool_texts, params.trainer.seed)
+    check_no_leak(pool["text"], str(args.pool), every_row["val"], every_row["test"])
+    pool = unlabeled_part(pool, every_row["train"], d.max_pool_texts, params.trainer.seed)
+    # With other tasks, the student has their heads too and learns every head's teacher on every text: train
+    # texts labeled for other tasks only learn the primary task's teacher as pool texts do.
+    multitask = len(params.tasks) > 1
+    others = [t.column for t in params.tasks.values() if t.column != params.primary.column] if multitask else []
+    train = every_row["train"]
+    other_only = train[train["label"] == MISSING_LABEL].reset_index(drop=True) if multitask else train.iloc[:0]
 
     ngram = NgramModel.load(args.ngram)
     frames = {"train": splits["train"], "val": splits["val"], "test": splits["test"], "pool": pool}
+    frames["other_only"] = other_only
     # The n-gram model's logits: out-of-fold on train (it has seen those texts), its own everywhere else.
     offsets = {"train": read_train_logits(args.train_logits, splits["train"], str(args.train))}
     offsets |= {n: ngram.logits(f["text"].tolist(), f["lang"].tolist()) for n, f in frames.items() if n != "train"}
@@ -55,30 +64,51 @@ def run(ctx: StageContext) -> None:
     hardened, hp = load_classifier(hardened_ckpt)
     predictor = Predictor(hardened, vocab, hp["model_params"]["max_len"], params.evaluate.batch_size)
 
+    task_teacher: dict[str, dict] = {}  # the other tasks' teacher: the hardened model's heads (no n-gram half)
+
     def members(names: list[str]) -> dict[str, tuple]:
         print(f"distill: the hardened model predicts {sum(len(frames[n]) for n in names)} texts", flush=True)
-        tokens = lambda name: [vocab.encode(list(t), predictor.max_len) for t in frames[name]["tokens"]]
-        return {n: (predictor.predict_ids(tokens(n)), softmax(offsets[n], axis=1)) for n in names}
+        out = {}
+        for n in names:
+            ids = [vocab.encode(list(t), predictor.max_len) for t in frames[n]["tokens"]]
+            probs = predictor.predict_tasks_ids(ids, tasks=multitask)
+            task_teacher[n] = {column: p for column, p in probs.items() if column != "primary"}
+            out[n] = (probs["primary"], softmax(offsets[n], axis=1))
+        return out
 
     scored = members(["val", "test"])
     w, _ = pick_weight(*scored["val"], splits["val"]["label"].to_numpy())
-    # The train and pool texts need the hardened model's answers only if the teacher gives it a weight.
+    # The train and pool texts need the hardened model's answers only if the teacher gives it a weight, or for
+    # the other tasks.
     rest = [n for n in frames if n not in scored]
-    scored |= members(rest) if w > 0 else {n: (None, softmax(offsets[n], axis=1)) for n in rest}
+    scored |= members(rest) if w > 0 or multitask else {n: (None, softmax(offsets[n], axis=1)) for n in rest}
     teacher = {name: wide if deep is None else w * deep + (1 - w) * wide for name, (deep, wide) in scored.items()}
     print(f"distill: teacher = {w:.1f} x hardened + {1 - w:.1f} x n-gram model (weight picked on val)")
 
     # The network needs no n-gram tables of its own: the n-gram model is its wide half.
     params = params.model_copy(update={"model": params.model.model_copy(update={"wide_buckets": 0})})
-    module = classifier_module(params, vocab, hp["num_classes"], params.finetune.lr, adversarial=True)
+    module = classifier_module(params, vocab, hp["num_classes"], params.finetune.lr, adversarial=True,
+                               multitask=multitask)  # fmt: skip
     initialise(module, params, vocab, args.encoder / "encoder.pt", splits["train"], splits["val"])
+    unlabeled = pd.concat([other_only, pool], ignore_index=True)
+    stack = lambda parts: np.concatenate([parts["other_only"], parts["pool"]])
     student_splits = {
         "train": transfer_set(
-            splits["train"], teacher["train"], pool, teacher["pool"], d.hard_weight, offsets["train"], offsets["pool"]
-        ),
-        "val": splits["val"].assign(offset=list(offsets["val"])),
-        "test": splits["test"].assign(offset=list(offsets["test"])),
+            splits["train"],
+            teacher["train"],
+            unlabeled,
+            stack(teacher),
+            d.hard_weight,
+            offsets["train"],
+            stack(offsets),
+            others,
+            (task_teacher.get("train", {}), {c: stack({n: task_teacher[n][c] for n in task_teacher}) for c in others}),
+        ),  # fmt: skip
     }
+    for s in ("val", "test"):  # scored on every task's rows: the primary task's on its own (score_checkpoint)
+        held = every_row[s] if multitask else splits[s]
+        logits = ngram.logits(held["text"].tolist(), held["lang"].tolist()) if multitask else offsets[s]
+        student_splits[s] = held.assign(offset=list(logits))
     metrics, seconds = fit_and_score(
         params, module, vocab, student_splits, d.max_epochs, d.patience, ResumableFit(ctx.work_dir),
         fingerprint(params, ctx.spec), args.out, args.plots, read_json(args.baseline), ctx.lightning_loggers(),
@@ -93,7 +123,7 @@ def run(ctx: StageContext) -> None:
     metrics["ngram_half"] = {split: accuracy(scored[split][1], splits[split]) for split in ("val", "test")}
     # What the network adds: the student without its n-gram half
     metrics["network_alone"] = score_checkpoint(args.out / "best.ckpt", {s: splits[s] for s in ("val", "test")}, vocab)
-    metrics["transfer"] = {"labeled": len(splits["train"]), "unlabeled": len(pool)}
+    metrics["transfer"] = {"labeled": len(splits["train"]), "other_tasks_only": len(other_only), "unlabeled": len(pool)}
     shutil.copytree(args.ngram, args.out / "ngram", dirs_exist_ok=True)
     write_json(args.metrics, metrics)
     ctx.log_metrics({**metrics, "train_seconds": round(seconds, 1)})

@@ -1,23 +1,29 @@
 """evaluate: the finetuned, hardened and distilled models side by side on the test split — accuracy, macro-F1,
 calibration, ROC/PR, confusion, the bilingual attack suite (TextAttack-style table) and the behavioural
-(CheckList) cases -> metrics/evaluate.json, plots/evaluate/*.csv (DVC plots), plots/evaluate/*.png (MLflow
-figures)."""
+(CheckList) cases for the primary task; accuracy, macro-F1 and confusion of every other task's head
+-> metrics/evaluate.json, plots/evaluate/*.csv and plots/evaluate/tasks/*.csv (DVC plots),
+plots/evaluate/*.png (MLflow figures)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from sora.config import MISSING_LABEL
 from sora.data.tasks import labeled_splits
 from sora.data.vocab import Vocab
 from sora.evaluation.assess import assess_all, attack_metrics, load_predictor
 from sora.evaluation.behaviour import behaviour_figure, behaviour_report, load_cases
-from sora.evaluation.report import clean_metrics, curves, figures, paired_comparison
+from sora.evaluation.report import clean_metrics, curves, figures, paired_comparison, task_scores
 from sora.io import write_csv, write_json
 from sora.pipeline.entry import StageContext, read_frames, require, stage_main
 
 MODELS = ("finetuned", "hardened", "distilled")
 PAIRS = (("finetuned", "hardened"), ("hardened", "distilled"))  # each pipeline step against the one before
+
+
+def vocab_ids(vocab, frame: pd.DataFrame, max_len: int) -> list[list[int]]:
+    return [vocab.encode(list(tokens), max_len) for tokens in frame["tokens"]]
 
 
 def run(ctx: StageContext) -> None:
@@ -60,11 +66,24 @@ def run(ctx: StageContext) -> None:
         for row in paired.itertuples():
             step.setdefault(row.attack, {})[row.lang] = round(row.p_value, 5)
     vocab = Vocab.load(args.vocab)
-    behaviour_tables = []
+    behaviour_tables, task_tables = [], []
+    every_row = read_frames(args, "test")["test"]  # the other tasks' heads: every test text labeled for them
+    tasks = {t.column: (name, t) for name, t in ctx.params.tasks.items() if t.column != ctx.params.primary.column}
     for name in MODELS:
         predictor = load_predictor(checkpoints[name], vocab, e.batch_size, cache_tokens=False)
         metrics[name]["behaviour"], table = behaviour_report(cases, predictor.predict_proba)
         behaviour_tables.append(table.assign(model=name))
+        heads = [c for c in tasks if c in getattr(predictor.model, "task_heads", {})]
+        if heads:
+            probs = predictor.predict_tasks_ids(vocab_ids(vocab, every_row, predictor.max_len))
+            metrics[name]["tasks"] = task_scores(probs, every_row, {c: tasks[c][0] for c in heads})
+            for column in heads:
+                task_name, task = tasks[column]
+                rows = (every_row[column] != MISSING_LABEL).to_numpy()
+                classes = np.array(task.names_for(probs[column].shape[1]))
+                actual, predicted = every_row[column].to_numpy()[rows], probs[column][rows].argmax(1)
+                task_tables.append(out / "tasks" / f"confusion_{name}_{task_name}.csv")
+                write_csv(task_tables[-1], pd.DataFrame({"actual": classes[actual], "predicted": classes[predicted]}))
     write_csv(out / "behaviour.csv", pd.concat(behaviour_tables, ignore_index=True))
     write_json(args.metrics, metrics)
     pngs = figures(results, robust, out, list(names))
@@ -74,6 +93,8 @@ def run(ctx: StageContext) -> None:
         ctx.log_artifact(png, artifact_path="figures")
     for path in (args.metrics, out / "robustness.csv", out / "behaviour.csv", *paired_tables):
         ctx.log_artifact(path)
+    for path in task_tables:
+        ctx.log_artifact(path, artifact_path="tasks")
 
 
 if __name__ == "__main__":

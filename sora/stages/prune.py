@@ -13,12 +13,13 @@ import pandas as pd
 
 from sora.compression import make_permanent, quantize_dynamic_int8, sparsity_report
 from sora.compression.compare import compare_variants
+from sora.config import MISSING_LABEL
 from sora.data.tasks import labeled_splits
 from sora.data.vocab import Vocab
 from sora.errors import DataError
 from sora.evaluation.assess import worst_case_accuracy
 from sora.evaluation.behaviour import behaviour_report, load_cases
-from sora.evaluation.report import clean_metrics, paired_comparison
+from sora.evaluation.report import clean_metrics, paired_comparison, task_scores
 from sora.inference import Predictor, save_bundle
 from sora.io import write_csv, write_json
 from sora.models.ngram import NgramModel
@@ -28,13 +29,26 @@ from sora.training.pruning import prune_and_recover
 from sora.training.trainer import load_classifier, seed_and_threads
 
 
+def variant_task_scores(models: dict, make_predictor, test: pd.DataFrame, tasks: dict[str, dict]) -> dict:
+    """{task name: {variant: {all|zh|en: {acc, f1, n}}}} over the test rows labeled for each task."""
+    prepared = make_predictor(next(iter(models.values()))).prepare(test["text"].tolist(), test["lang"].tolist())
+    names = {column: task["name"] for column, task in tasks.items()}
+    out: dict = {}
+    for variant, model in models.items():
+        probs = make_predictor(model).predict_tasks_ids(prepared.ids, prepared.offsets)
+        for name, by_lang in task_scores(probs, test, names).items():
+            out.setdefault(name, {})[variant] = by_lang
+    return out
+
+
 def run(ctx: StageContext) -> None:
     params, args, p = ctx.params, ctx.args, ctx.params.prune
     seed_and_threads(params.trainer)
     student = args.student / "best.ckpt"
     require(args.vocab, student, args.student / "ngram", args.train_logits, args.classical, args.cases)
     vocab = Vocab.load(args.vocab)
-    splits = labeled_splits(read_frames(args, "train", "test"))
+    every_row = read_frames(args, "train", "test")
+    splits = labeled_splits(every_row)  # the primary task's rows
     test = splits["test"]
     fp32, hp = load_classifier(student)
     max_len = hp["model_params"]["max_len"]
@@ -42,8 +56,14 @@ def run(ctx: StageContext) -> None:
     train_logits = read_train_logits(args.train_logits, splits["train"], str(args.train))
 
     pruned = copy.deepcopy(fp32)
-    # The network recovers as it was trained: on the n-gram half's out-of-fold residual.
-    prune_and_recover(params, pruned, vocab, splits["train"].assign(offset=list(train_logits)))
+    # The network recovers as it was trained: on the n-gram half's out-of-fold residual (its own logits on the
+    # texts labeled for other tasks only, which it was never fitted on), every head on its own labels.
+    recover_on = splits["train"].assign(offset=list(train_logits))
+    if hp.get("task_classes"):
+        only = every_row["train"][every_row["train"]["label"] == MISSING_LABEL]
+        only = only.assign(offset=list(ngram.logits(only["text"].tolist(), only["lang"].tolist())))
+        recover_on = pd.concat([recover_on, only], ignore_index=True)
+    prune_and_recover(params, pruned, vocab, recover_on)
     make_permanent(pruned)
     int8 = quantize_dynamic_int8(pruned, quantize_embeddings=True)
 
@@ -102,12 +122,18 @@ def run(ctx: StageContext) -> None:
     }  # fmt: skip
     champion = {"fp32": fp32, "pruned": pruned, "int8": int8}[variant]
     metrics["behaviour"], cases = behaviour_report(load_cases(args.cases), make_predictor(champion).predict_proba)
+    tasks = {t.column: {"name": name, "classes": t.names_for(hp["task_classes"][t.column])}
+             for name, t in params.tasks.items() if t.column in hp.get("task_classes", {})}  # fmt: skip
+    if tasks:  # every other task's test accuracy, per variant and language, on the texts labeled for it
+        metrics["tasks"] = variant_task_scores({"fp32": fp32, "pruned": pruned, "int8": int8}, make_predictor,
+                                       every_row["test"], tasks)  # fmt: skip
     config = {
         "vocab_size": len(vocab),
         "pad_id": vocab.pad_id,
         "model_params": hp["model_params"],
         "num_classes": hp["num_classes"],
         "class_names": params.primary.names_for(hp["num_classes"]),
+        "tasks": tasks,
         "quantize": "int8" if variant == "int8" else None,
         "variant": variant,
     }

@@ -49,6 +49,25 @@ def gate_inputs(scores: dict, baseline_metrics_path: Path, test_path: Path) -> t
     return candidate, baseline, majority
 
 
+def task_gate_inputs(params: Params, prune_metrics: dict, variant: str, baseline_metrics_path: Path, test_path: Path):
+    """Per other task, over its labeled test texts (all languages): the candidate's accuracy, always-majority's,
+    and the TF-IDF baseline's (its per-language accuracies weighted by their texts), for the gate and the record."""
+    from sora.config import MISSING_LABEL
+
+    scores = prune_metrics.get("tasks", {})
+    baseline = read_json(baseline_metrics_path).get("tasks", {})
+    test = pd.read_parquet(test_path, columns=[params.tasks[name].column for name in scores])
+    out = {"candidate_acc": {}, "majority_acc": {}, "baseline_acc": {}}
+    for name, variants in scores.items():
+        labels = test[params.tasks[name].column]
+        out["candidate_acc"][name] = float(variants[variant]["all"]["acc"])
+        out["majority_acc"][name] = float(labels[labels != MISSING_LABEL].value_counts(normalize=True).max())
+        if by_lang := baseline.get(name):
+            n = sum(m["n"] for m in by_lang.values())
+            out["baseline_acc"][name] = round(sum(m["acc"] * m["n"] for m in by_lang.values()) / n, 5)
+    return out
+
+
 def version_description(variant: str, by_lang: dict, baseline_acc: dict, decision, hashes: dict) -> str:
     """What the registry shows for a version: the model, its test accuracy beside the TF-IDF baseline, the data
     it was trained and tested on (DVC hashes), and the gate's decision."""
@@ -81,6 +100,7 @@ def register(
         champion_metrics,
         decide,
         remove_incomplete_versions,
+        task_gate,
         unrecorded_result,
     )
 
@@ -96,6 +116,8 @@ def register(
             f"{r.baseline_tolerance * 100:.0f} accuracy points worse than TF-IDF + LR can become champion"
         )
     refusal = absolute_gate(by_lang, baseline_acc, majority_acc, r.baseline_tolerance, r.majority_margin)
+    tasks = task_gate_inputs(params, read_json(prune_metrics_path), variant, baseline_metrics_path, test_path)
+    refusal = refusal or task_gate(tasks["candidate_acc"], tasks["majority_acc"], r.majority_margin)
     client = mlflow.MlflowClient()
     remove_incomplete_versions(client, r.model_name)
     hashes = dvc_hashes(lineage_paths)
@@ -171,7 +193,12 @@ def register(
         "champion_version": int(version if decision.promote else champion_version or 0),
         "previous_champion_version": int(champion_version or 0),
         "candidate": candidate,
-        "gate": {"candidate_acc": by_lang, "baseline_acc": baseline_acc, "majority_acc": majority_acc},
+        "gate": {
+            "candidate_acc": by_lang,
+            "baseline_acc": baseline_acc,
+            "majority_acc": majority_acc,
+            **({"tasks": tasks} if tasks["candidate_acc"] else {}),
+        },  # fmt: skip
         "champion": {k: v for k, v in (champion or {}).items() if k != "test_md5"},
     }
     client.set_model_version_tag(r.model_name, version, RESULT_TAG, json_text(result))

@@ -39,6 +39,22 @@ def absolute_gate(
     return None
 
 
+def task_gate(candidate_acc: dict[str, float], majority_acc: dict[str, float], majority_margin: float) -> str | None:
+    """The other tasks' part of the absolute gate: each task's test accuracy (over its labeled test texts, all
+    languages together: a task may have a handful of texts in one language) must beat always answering its
+    majority class by the margin. None when every task does."""
+    for task in sorted(majority_acc):
+        acc = candidate_acc.get(task)
+        if acc is None:
+            return f"task {task}: no test accuracy"
+        if acc < (needed := majority_acc[task] + majority_margin):
+            return (
+                f"task {task}: test accuracy {acc:.4f} does not beat always answering its majority class "
+                f"({majority_acc[task]:.4f}) by the margin {majority_margin}: needs {needed:.4f}"
+            )
+    return None
+
+
 def decide(
     candidate: dict[str, float],
     champion: dict[str, float] | None,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sora.config import Params
+from sora.config import MISSING_LABEL, Params
 from sora.errors import DataError
 from sora.evaluation.baseline import baseline_gap
 from sora.training.data import TextDataModule
@@ -61,7 +61,8 @@ def fit_and_score(
     loggers: list,
     val_checks_per_epoch: int = 1,
 ) -> tuple[dict | None, float]:
-    """Fit on splits['train'] (early stopping on the primary task's val macro-F1), copy best/last checkpoints to
+    """Fit on splits['train'] (early stopping on val_score: the primary task's macro-F1, averaged with the other
+    tasks' accuracy when there are several), copy best/last checkpoints to
     `out` and the curves to `plots`, and return (nested val/test metrics of the best checkpoint beside the
     baseline, wall seconds). The metrics are None off global rank zero. With other tasks' heads, the splits
     may hold rows labeled for those tasks only (primary label -1)."""
@@ -79,15 +80,12 @@ def fit_and_score(
         task_columns=list(module.hparams.get("task_classes", {})),
     )
     trainer, seconds = fit_resumable(
-        module, data, t, max_epochs, work, fp, "val_f1", "max", patience, loggers, val_checks_per_epoch
+        module, data, t, max_epochs, work, fp, "val_score", "max", patience, loggers, val_checks_per_epoch
     )
     if not trainer.is_global_zero:
         return None, seconds
-    metrics = score_checkpoint(work.dir / "best.ckpt", {"val": splits["val"], "test": splits["test"]}, vocab)
-    names = {t.column: name for name, t in params.tasks.items()}
-    for scores in metrics.values():  # other tasks by their name in params, as the baseline stage reports them
-        if "tasks" in scores:
-            scores["tasks"] = {names.get(column, column): v for column, v in scores["tasks"].items()}
+    names = {t.column: name for name, t in params.tasks.items()}  # reported by name, as `baseline` does
+    metrics = score_checkpoint(work.dir / "best.ckpt", {"val": splits["val"], "test": splits["test"]}, vocab, names)
     if baseline:
         metrics["test_minus_baseline"] = baseline_gap(metrics["test"], baseline["test"])
     metrics["train_examples"] = len(splits["train"])
@@ -96,35 +94,30 @@ def fit_and_score(
     return metrics, seconds
 
 
-def score_checkpoint(ckpt: Path, splits: dict[str, pd.DataFrame], vocab) -> dict[str, dict[str, dict[str, float]]]:
+def score_checkpoint(
+    ckpt: Path, splits: dict[str, pd.DataFrame], vocab, names: dict[str, str] | None = None
+) -> dict[str, dict]:
     """{split: {all|zh|en: {acc, f1}}} of a classifier checkpoint's primary task, scored on one process (under
     DDP the distributed sampler pads the last batches with repeats, which would skew trainer.validate's
-    numbers); with other tasks' heads, also {split: {tasks: {column: {all|zh|en: {acc, f1, n}}}}} over the
-    rows labeled for each. A frame with an `offset` column (another model's logits) is scored on network +
-    offset, as it trained."""
-    from sora.config import MISSING_LABEL
-    from sora.evaluation.report import clean_metrics
+    numbers); with other tasks' heads, also {split: {tasks: {name: {all|zh|en: {acc, f1, n}}}}} over the rows
+    labeled for each (`names`: label column -> task name, by default the column). A frame with an `offset`
+    column (another model's logits) is scored on network + offset, as it trained."""
+    from sora.evaluation.report import clean_metrics, task_scores
     from sora.inference import Predictor
     from sora.training.trainer import load_classifier
 
     model, hp = load_classifier(ckpt)
     predictor = Predictor(model, vocab, hp["model_params"]["max_len"])
+    columns = list(hp.get("task_classes", {}))
     out: dict[str, dict] = {}
     for split, frame in splits.items():
         ids = [vocab.encode(list(toks), predictor.max_len) for toks in frame["tokens"]]
         offsets = np.stack(frame["offset"].to_numpy()) if "offset" in frame else None
-        probs = predictor.predict_tasks_ids(ids, offsets, tasks=bool(hp.get("task_classes")))
-        out[split] = {}
-        for column in probs:
-            labels = frame["label" if column == "primary" else column].to_numpy()
-            rows = labels != MISSING_LABEL
-            langs = frame["lang"].to_numpy()[rows]
-            scores = clean_metrics(probs[column][rows], labels[rows], langs)
-            by_lang = {lang: {m: v[m] for m in ("acc", "f1")} for lang, v in scores.items()}
-            if column == "primary":
-                out[split] |= by_lang
-            else:
-                n = {lang: int(len(langs) if lang == "all" else (langs == lang).sum()) for lang in by_lang}
-                tasks = out[split].setdefault("tasks", {})
-                tasks[column] = {lang: {**v, "n": n[lang]} for lang, v in by_lang.items()}
+        probs = predictor.predict_tasks_ids(ids, offsets, tasks=bool(columns))
+        labeled = (frame["label"] != MISSING_LABEL).to_numpy()
+        scores = clean_metrics(probs["primary"][labeled], frame["label"].to_numpy()[labeled],
+                               frame["lang"].to_numpy()[labeled])  # fmt: skip
+        out[split] = {lang: {m: by_lang[m] for m in ("acc", "f1")} for lang, by_lang in scores.items()}
+        if columns:
+            out[split]["tasks"] = task_scores(probs, frame, {c: (names or {}).get(c, c) for c in columns})
     return out

@@ -33,6 +33,10 @@ class EncodedDataset(Dataset):
         self.soft = [list(map(float, p)) for p in frame["soft"]] if "soft" in frame else None
         self.offset = [list(map(float, z)) for z in frame["offset"]] if "offset" in frame else None
         self.tasks = frame[list(task_columns)].astype(int).to_numpy().tolist() if task_columns else None
+        # A distilled student's soft targets for the other tasks (`soft_<column>`), where the frame has them
+        self.task_soft = {
+            c: [list(map(float, p)) for p in frame[f"soft_{c}"]] for c in task_columns if f"soft_{c}" in frame
+        }
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -45,6 +49,8 @@ class EncodedDataset(Dataset):
             item["offset"] = self.offset[i]
         if self.tasks is not None:
             item["tasks"] = self.tasks[i]
+        if self.task_soft:
+            item["task_soft"] = {c: soft[i] for c, soft in self.task_soft.items()}
         return item
 
 
@@ -60,6 +66,10 @@ def collate_batch(items: list[dict[str, Any]], pad_id: int) -> dict[str, torch.T
         batch["offset"] = torch.tensor([it["offset"] for it in items], dtype=torch.float32)
     if "tasks" in items[0]:
         batch["tasks"] = torch.tensor([it["tasks"] for it in items], dtype=torch.long)
+    if "task_soft" in items[0]:
+        batch["task_soft"] = {
+            c: torch.tensor([it["task_soft"][c] for it in items], dtype=torch.float32) for c in items[0]["task_soft"]
+        }
     return batch
 
 

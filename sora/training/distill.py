@@ -7,8 +7,12 @@ residual, so it can match the teacher where the n-grams already do and learn fro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
+
+from sora.config import MISSING_LABEL
 
 
 def pick_weight(first: np.ndarray, second: np.ndarray, labels: np.ndarray, grid: int = 11) -> tuple[float, float]:
@@ -42,19 +46,36 @@ def transfer_set(
     hard_weight: float,
     train_offsets: np.ndarray | None = None,
     pool_offsets: np.ndarray | None = None,
+    task_columns: Sequence[str] = (),
+    task_teacher: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
 ) -> pd.DataFrame:
     """Rows the student learns from: every train text with target hard_weight * its label + (1 - hard_weight)
     * the teacher's probabilities, and every pool text with the teacher's probabilities alone (label -1).
-    Offsets (the n-gram half's logits per row), when given, are added to the network's during training."""
+    Offsets (the n-gram half's logits per row), when given, are added to the network's during training. The
+    other tasks' label columns (`task_columns`) come along where a frame has them, -1 where it does not; with
+    `task_teacher` (the teacher's probabilities per task column, for the train rows and for the pool rows),
+    each task gets its own soft targets `soft_<column>`, mixed with its label the same way where a row has one."""
     num_classes = train_teacher.shape[1]
     onehot = np.eye(num_classes)[train["label"].to_numpy()]
-    labeled = train[["text", "tokens", "lang", "label"]].assign(
-        soft=list(hard_weight * onehot + (1 - hard_weight) * train_teacher)
-    )
-    unlabeled = pool[["text", "tokens", "lang"]].assign(label=-1, soft=list(pool_teacher))
+
+    def with_tasks(frame: pd.DataFrame) -> pd.DataFrame:  # a column a frame lacks, or a row lacks, is -1
+        out = frame.reindex(columns=["text", "tokens", "lang", *task_columns]).reset_index(drop=True)
+        return out.fillna({c: MISSING_LABEL for c in task_columns}).astype({c: "int64" for c in task_columns})
+
+    soft = hard_weight * onehot + (1 - hard_weight) * train_teacher
+    labeled = with_tasks(train).assign(label=train["label"].to_numpy(), soft=list(soft))
+    unlabeled = with_tasks(pool).assign(label=-1, soft=list(pool_teacher))
     if train_offsets is not None and pool_offsets is not None:
         labeled, unlabeled = labeled.assign(offset=list(train_offsets)), unlabeled.assign(offset=list(pool_offsets))
-    return pd.concat([labeled, unlabeled], ignore_index=True)
+    out = pd.concat([labeled, unlabeled], ignore_index=True)
+    for column in task_columns if task_teacher else ():
+        teacher = np.concatenate([task_teacher[0][column], task_teacher[1][column]])
+        labels = out[column].to_numpy()
+        has = labels != MISSING_LABEL
+        mixed = teacher.copy()
+        mixed[has] = hard_weight * np.eye(teacher.shape[1])[labels[has]] + (1 - hard_weight) * teacher[has]
+        out[f"soft_{column}"] = list(mixed)
+    return out
 
 
 def unlabeled_part(pool: pd.DataFrame, train: pd.DataFrame, max_texts: int, seed: int) -> pd.DataFrame:

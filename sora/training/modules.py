@@ -264,15 +264,21 @@ class ClassifierModule(L.LightningModule):
             )
             log_train_loss(self, loss, ids.size(0))
             return loss
+        # Soft targets (a distilled student): every row has the teacher's probabilities for the primary task.
+        soft = "soft" in batch
+        primary_loss = F.cross_entropy if soft else _masked_cross_entropy
         if h.adv_method == "none" and not h.get("adv_token_budget", 0.0):
             out = self.model.all_tasks(ids)  # every head from one encoder pass
             primary = out["primary"] + offset if offset is not None else out["primary"]
-            loss = self._weight("label") * _masked_cross_entropy(primary, target)
+            loss = self._weight("label") * primary_loss(primary, target)
         else:  # the adversary attacks the primary task on its labeled rows; the heads learn from a clean pass
-            rows = target.ne(MISSING_LABEL)
-            loss = torch.zeros((), device=ids.device)
+            rows = torch.ones(len(ids), dtype=torch.bool, device=ids.device) if soft else target.ne(MISSING_LABEL)
+            out = self.model.all_tasks(ids)
+            # A batch without primary labels still touches the primary head (with zero gradient): DDP expects
+            # every parameter in every step's graph.
+            loss = 0.0 * out["primary"].sum()
             if rows.any():
-                loss = self._weight("label") * adversarial_loss(
+                loss = loss + self._weight("label") * adversarial_loss(
                     h.adv_method,
                     self.model,
                     ids[rows],
@@ -284,9 +290,12 @@ class ClassifierModule(L.LightningModule):
                     token_budget=h.get("adv_token_budget", 0.0),
                     unk_id=h.unk_id,
                 )
-            out = self.model.all_tasks(ids)
+        task_soft = batch.get("task_soft", {})  # a student learns the teacher's heads on every row
         for i, column in enumerate(h.task_classes):
-            loss = loss + self._weight(column) * _masked_cross_entropy(out[column], tasks[:, i])
+            if column in task_soft:
+                loss = loss + self._weight(column) * F.cross_entropy(out[column], task_soft[column])
+            else:
+                loss = loss + self._weight(column) * _masked_cross_entropy(out[column], tasks[:, i])
         log_train_loss(self, loss, ids.size(0))
         return loss
 
@@ -314,14 +323,19 @@ class ClassifierModule(L.LightningModule):
                     m = self.metrics[f"{stage}_{column}"]
                     m["acc"].update(out[column][rows], batch["tasks"][rows, i])
                     m["n"].update(rows.sum().float())
-        if labeled.any():
-            loss = F.cross_entropy(logits[labeled], labels[labeled])
-            self.log(f"{stage}_loss", loss, on_epoch=True, sync_dist=True, batch_size=int(labeled.sum()))
+        # Logged for every batch, so every DDP rank syncs the same keys; a batch without primary labels counts
+        # as one row of loss 0.
+        loss = _masked_cross_entropy(logits, labels)
+        self.log(f"{stage}_loss", loss, on_epoch=True, sync_dist=True, batch_size=max(int(labeled.sum()), 1))
 
     def _log_epoch(self, stage: str) -> None:
         # compute() syncs across DDP ranks; every rank then sees the same counts and logs the same keys.
         slices = [(stage + suffix, suffix) for suffix in ("", "_zh", "_en")]
         slices += [(f"{stage}_{column}", None) for column in self.hparams.get("task_classes", {})]
+        # What checkpoints are chosen by: the primary task's macro-F1, averaged with every other task's accuracy
+        # (so a student whose primary task is right from the start, through its n-gram half, still keeps
+        # training its other heads); with one task it is the macro-F1.
+        score = []
         for key, suffix in slices:
             m = self.metrics[key]
             with warnings.catch_warnings():  # a rank may have seen no rows of a language: not an error
@@ -329,10 +343,15 @@ class ClassifierModule(L.LightningModule):
                 values = m.compute()
             if values["n"] > 0 and suffix is None:
                 self.log(f"{key}_acc", values["acc"], sync_dist=True)
+                score.append(values["acc"])
             elif values["n"] > 0:
                 self.log(f"{stage}_acc{suffix}", values["acc"], sync_dist=True)
                 self.log(f"{stage}_f1{suffix}", values["f1"], sync_dist=True)
+                if suffix == "":
+                    score.insert(0, values["f1"])
             m.reset()
+        if score:
+            self.log(f"{stage}_score", torch.stack([torch.as_tensor(v) for v in score]).mean(), sync_dist=True)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._update("val", batch)

@@ -61,11 +61,13 @@ def prune_and_recover(params: Params, model: torch.nn.Module, vocab, train) -> N
     if not p.recovery_epochs:
         global_magnitude_prune(model, p.sparsity, include_embeddings=p.include_embeddings, normalize=True)
         return
-    module = classifier_module(params, vocab, model.head.out_features, p.lr)
+    # A multi-task model recovers on every task's rows (rows without a primary label have label -1).
+    columns = list(getattr(model, "task_heads", {}))
+    module = classifier_module(params, vocab, model.head.out_features, p.lr, multitask=bool(columns))
     module.model = model
     data = TextDataModule(
         train, vocab=vocab, max_len=params.model.max_len, batch_size=t.batch_size, num_workers=t.num_workers,
-        seed=t.seed,
+        seed=t.seed, task_columns=columns,
     )  # fmt: skip
     # One device: the masks are forward hooks on this process's module (nothing to gain from DDP here).
     single = t.model_copy(update={"devices": 1, "num_nodes": 1, "strategy": "auto"})
