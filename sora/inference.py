@@ -145,8 +145,9 @@ class Predictor:
             done += len(chunk)
             for name, z in logits.items():
                 out.setdefault(name, []).append(torch.softmax(z, dim=-1).float().numpy())
-        if not out:
-            return {"primary": np.zeros((0, 2), dtype=np.float32)}
+        if not out:  # no texts: empty answers of each head's width
+            heads = {"primary": self.model.head, **(dict(getattr(self.model, "task_heads", {})) if tasks else {})}
+            return {name: np.zeros((0, head.out_features), dtype=np.float32) for name, head in heads.items()}
         result = {}
         for name, parts in out.items():
             probs = np.concatenate(parts)

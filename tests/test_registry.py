@@ -65,3 +65,5 @@ def test_every_other_task_must_beat_its_majority_class():
     assert "task text_type: test accuracy 0.4700 does not beat always answering its majority class" in refusal
     assert "task topic: no test accuracy" in task_gate({"text_type": 0.9}, majority, 0.05)
     assert task_gate({}, {}, 0.05) is None  # a model with one task
+    refusal = task_gate({"text_type": 0.9}, {"topic": 1.0, "text_type": 0.45}, 0.05)
+    assert "task topic: no test accuracy (no labeled test texts?)" in refusal

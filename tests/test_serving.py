@@ -280,6 +280,7 @@ def test_a_multi_task_bundle_answers_every_task_from_one_model(tmp_path, tiny_mo
         "topic_prob_people", "lang", "truncated",
     ]  # fmt: skip
     assert set(out["topic_label_name"]) <= {"things", "places", "people"}
+    assert list(load_bundle(tmp_path).predict_frame([]).columns) == list(out.columns)  # no texts: no rows
     probs = out[["topic_prob_things", "topic_prob_places", "topic_prob_people"]].to_numpy()
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-6)
     assert (out["topic_probability"] == probs.max(1)).all()

@@ -56,7 +56,8 @@ def run(ctx: StageContext) -> None:
 
     ngram = NgramModel.load(args.ngram)
     frames = {"train": splits["train"], "val": splits["val"], "test": splits["test"], "pool": pool}
-    frames["other_only"] = other_only
+    if multitask:
+        frames["other_only"] = other_only
     # The n-gram model's logits: out-of-fold on train (it has seen those texts), its own everywhere else.
     offsets = {"train": read_train_logits(args.train_logits, splits["train"], str(args.train))}
     offsets |= {n: ngram.logits(f["text"].tolist(), f["lang"].tolist()) for n, f in frames.items() if n != "train"}
@@ -91,7 +92,7 @@ def run(ctx: StageContext) -> None:
                                multitask=multitask)  # fmt: skip
     initialise(module, params, vocab, args.encoder / "encoder.pt", splits["train"], splits["val"])
     unlabeled = pd.concat([other_only, pool], ignore_index=True)
-    stack = lambda parts: np.concatenate([parts["other_only"], parts["pool"]])
+    stack = lambda parts: np.concatenate([parts[n] for n in ("other_only", "pool") if n in frames])
     student_splits = {
         "train": transfer_set(
             splits["train"],
@@ -102,7 +103,7 @@ def run(ctx: StageContext) -> None:
             offsets["train"],
             stack(offsets),
             others,
-            (task_teacher.get("train", {}), {c: stack({n: task_teacher[n][c] for n in task_teacher}) for c in others}),
+            (task_teacher.get("train", {}), {c: stack({n: task_teacher[n][c] for n in frames}) for c in others}),
         ),  # fmt: skip
     }
     for s in ("val", "test"):  # scored on every task's rows: the primary task's on its own (score_checkpoint)

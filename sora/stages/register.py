@@ -60,8 +60,12 @@ def task_gate_inputs(params: Params, prune_metrics: dict, variant: str, baseline
     out = {"candidate_acc": {}, "majority_acc": {}, "baseline_acc": {}}
     for name, variants in scores.items():
         labels = test[params.tasks[name].column]
+        labels = labels[labels != MISSING_LABEL]
+        if labels.empty:  # no test text to check the task on: the gate refuses (task_gate finds no accuracy)
+            out["majority_acc"][name] = 1.0
+            continue
         out["candidate_acc"][name] = float(variants[variant]["all"]["acc"])
-        out["majority_acc"][name] = float(labels[labels != MISSING_LABEL].value_counts(normalize=True).max())
+        out["majority_acc"][name] = float(labels.value_counts(normalize=True).max())
         if by_lang := baseline.get(name):
             n = sum(m["n"] for m in by_lang.values())
             out["baseline_acc"][name] = round(sum(m["acc"] * m["n"] for m in by_lang.values()) / n, 5)

@@ -46,7 +46,7 @@ def task_gate(candidate_acc: dict[str, float], majority_acc: dict[str, float], m
     for task in sorted(majority_acc):
         acc = candidate_acc.get(task)
         if acc is None:
-            return f"task {task}: no test accuracy"
+            return f"task {task}: no test accuracy (no labeled test texts?)"
         if acc < (needed := majority_acc[task] + majority_margin):
             return (
                 f"task {task}: test accuracy {acc:.4f} does not beat always answering its majority class "
