@@ -187,20 +187,20 @@ class Predictor:
 
         langs, ids, truncated, offsets = self.prepare(texts)  # the languages serve the tokeniser and the table
         every = self.predict_tasks_ids(ids, offsets, tasks=bool(self.tasks))  # one encoder pass for all tasks
-        out = pd.DataFrame(index=range(len(ids)))
+        columns: dict[str, object] = {}  # built as one frame: adding columns one by one costs more than the model
         answers = [("", every["primary"], self.class_names)]
         answers += [(f"{task['name']}_", every[column], task["classes"]) for column, task in self.tasks.items()]
         for prefix, probs, names in answers:
             names = names or [str(k) for k in range(probs.shape[1])]
             label = probs.argmax(1).astype("int64")
-            out[f"{prefix}label"] = label
-            out[f"{prefix}label_name"] = [names[k] for k in label]
-            out[f"{prefix}probability"] = probs.max(1).astype("float64")
+            columns[f"{prefix}label"] = label
+            columns[f"{prefix}label_name"] = [names[k] for k in label]
+            columns[f"{prefix}probability"] = probs.max(1).astype("float64")
             for k in range(probs.shape[1]):
-                out[f"{prefix}prob_{names[k]}"] = probs[:, k].astype("float64")
-        out["lang"] = [lang or "unknown" for lang in langs]
-        out["truncated"] = truncated
-        return out
+                columns[f"{prefix}prob_{names[k]}"] = probs[:, k].astype("float64")
+        columns["lang"] = [lang or "unknown" for lang in langs]
+        columns["truncated"] = truncated
+        return pd.DataFrame(columns)
 
 
 # A model bundle is a folder: weights.pt (sparse-aware state dict, loads with weights_only=True), config.json

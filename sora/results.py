@@ -43,6 +43,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
+MIN_TASK_TEXTS = 20  # a task's language with fewer test texts than this is noise in a table of accuracies
+
+
 def _tasks_section(m: dict) -> list[str]:
     """The other tasks (a head each on the shared encoder): test accuracy per language, model by model, beside
     each task's TF-IDF baseline."""
@@ -52,17 +55,23 @@ def _tasks_section(m: dict) -> list[str]:
     out = ["", "## Other tasks (one head each on the shared encoder)", "",
            "Test accuracy per language (n = test texts labeled for the task). The baseline is the ten-line TF-IDF "
            "model fitted on that task's labels.", ""]  # fmt: skip
-    rows = []
+    rows, few = [], []
     for name, by_lang in tasks.items():
         for lang in LANGS:
             if lang not in by_lang:
+                continue
+            if by_lang[lang]["n"] < MIN_TASK_TEXTS:
+                few.append(f"{name} {lang} ({by_lang[lang]['n']})")
                 continue
             heads = [m[s].get("test", {}).get("tasks", {}).get(name, {}).get(lang, {}).get("acc")
                      for s in ("finetune", "harden", "distill")]  # fmt: skip
             served = m["prune"].get("tasks", {}).get(name, {}).get("int8", {}).get(lang, {}).get("acc")
             rows.append([name, lang, str(by_lang[lang]["n"]), _f(by_lang[lang]["acc"]), *map(_f, heads), _f(served)])
     header = ["task", "lang", "n", "TF-IDF baseline", "fine-tuned", "hardened", "student", "student pruned + int8"]
-    return out + _table(header, rows)
+    out += _table(header, rows)
+    if few:
+        out += ["", f"Left out, fewer than {MIN_TASK_TEXTS} test texts: " + ", ".join(few) + "."]
+    return out
 
 
 def render(metrics_dir: Path = Path("metrics")) -> str:
