@@ -26,11 +26,8 @@ def absolute_gate(
         acc = candidate_acc.get(lang)
         if acc is None:
             return f"no test accuracy for {lang}"
-        if acc < (needed := majority_acc[lang] + majority_margin):
-            return (
-                f"{lang} test accuracy {acc:.4f} does not beat always answering the majority class "
-                f"({majority_acc[lang]:.4f}) by the margin {majority_margin}: needs {needed:.4f}"
-            )
+        if refusal := _below_majority(lang, acc, majority_acc[lang], majority_margin, "the"):
+            return refusal
         if acc < (needed := baseline_acc[lang] - baseline_tolerance):
             return (
                 f"{lang} test accuracy {acc:.4f} < the TF-IDF baseline's {baseline_acc[lang]:.4f} - tolerance "
@@ -47,11 +44,17 @@ def task_gate(candidate_acc: dict[str, float], majority_acc: dict[str, float], m
         acc = candidate_acc.get(task)
         if acc is None:
             return f"task {task}: no test accuracy (no labeled test texts?)"
-        if acc < (needed := majority_acc[task] + majority_margin):
-            return (
-                f"task {task}: test accuracy {acc:.4f} does not beat always answering its majority class "
-                f"({majority_acc[task]:.4f}) by the margin {majority_margin}: needs {needed:.4f}"
-            )
+        if refusal := _below_majority(f"task {task}:", acc, majority_acc[task], majority_margin, "its"):
+            return refusal
+    return None
+
+
+def _below_majority(subject: str, acc: float, majority: float, margin: float, whose: str) -> str | None:
+    if acc < (needed := majority + margin):
+        return (
+            f"{subject} test accuracy {acc:.4f} does not beat always answering {whose} majority class "
+            f"({majority:.4f}) by the margin {margin}: needs {needed:.4f}"
+        )
     return None
 
 

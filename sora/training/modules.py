@@ -249,47 +249,39 @@ class ClassifierModule(L.LightningModule):
         # A distilled student learns the teacher's probabilities (cross-entropy accepts them as targets).
         target = batch["soft"] if "soft" in batch else batch["label"]
         offset, tasks = batch.get("offset"), batch.get("tasks")
-        if tasks is None:
-            loss = adversarial_loss(
+
+        def attacked(rows) -> torch.Tensor:  # the primary task's loss under the adversary, on `rows`
+            return adversarial_loss(
                 h.adv_method,
                 self.model,
-                ids,
-                target,
+                ids[rows],
+                target[rows],
                 h.adv_epsilon,
                 h.adv_steps,
                 h.adv_step_size,
-                loss_fn=_with_offset(offset),
+                loss_fn=_with_offset(offset[rows] if offset is not None else None),
                 token_budget=h.get("adv_token_budget", 0.0),
                 unk_id=h.unk_id,
             )
+
+        if tasks is None:
+            loss = attacked(slice(None))
             log_train_loss(self, loss, ids.size(0))
             return loss
         # Soft targets (a distilled student): every row has the teacher's probabilities for the primary task.
         soft = "soft" in batch
         primary_loss = F.cross_entropy if soft else _masked_cross_entropy
+        out = self.model.all_tasks(ids)  # every head from one encoder pass
         if h.adv_method == "none" and not h.get("adv_token_budget", 0.0):
-            out = self.model.all_tasks(ids)  # every head from one encoder pass
             primary = out["primary"] + offset if offset is not None else out["primary"]
             loss = self._weight("label") * primary_loss(primary, target)
-        else:  # the adversary attacks the primary task on its labeled rows; the heads learn from a clean pass
+        else:  # the adversary attacks the primary task on its labeled rows; the heads learn from the clean pass
             rows = torch.ones(len(ids), dtype=torch.bool, device=ids.device) if soft else target.ne(MISSING_LABEL)
-            out = self.model.all_tasks(ids)
             # A batch without primary labels still touches the primary head (with zero gradient): DDP expects
             # every parameter in every step's graph.
             loss = 0.0 * out["primary"].sum()
             if rows.any():
-                loss = loss + self._weight("label") * adversarial_loss(
-                    h.adv_method,
-                    self.model,
-                    ids[rows],
-                    target[rows],
-                    h.adv_epsilon,
-                    h.adv_steps,
-                    h.adv_step_size,
-                    loss_fn=_with_offset(offset[rows] if offset is not None else None),
-                    token_budget=h.get("adv_token_budget", 0.0),
-                    unk_id=h.unk_id,
-                )
+                loss = loss + self._weight("label") * attacked(rows)
         task_soft = batch.get("task_soft", {})  # a student learns the teacher's heads on every row
         for i, column in enumerate(h.task_classes):
             if column in task_soft:
