@@ -59,7 +59,8 @@ def main() -> None:
     from sora.data.vocab import Vocab
     from sora.pipeline.entry import declared_args, read_frames
     from sora.training.data import TextDataModule, denoising_data, pretrain_corpus
-    from sora.training.modules import PretrainModule, classifier_module
+    from sora.training.modules import classifier_module
+    from sora.training.pretraining import PretrainModule
     from sora.training.trainer import build_trainer, seed_and_threads
 
     overrides = {

@@ -203,6 +203,8 @@ class FinetuneParams(Block):
     embedding_lr_scale: float = Field(ge=0)  # lr of the token embedding as a multiple of lr (0 = frozen)
     wide_lr_scale: float = Field(ge=0)  # learning rate of the wide n-gram tables, as a multiple of lr
     wide_Cs: list[float] = Field(min_length=1)  # the wide part starts as a logistic regression, C picked on val
+    task_weighting: Literal["static", "uncertainty"]  # the tasks' loss weights: as given, or learned (Kendall)
+    denoise_weight: float = Field(ge=0)  # pretraining's denoising loss kept as an auxiliary task (0 = off)
 
 
 class HardenParams(Block):
@@ -229,6 +231,7 @@ class EvaluateParams(Block):
     attack_budget: float = Field(gt=0, le=1)  # max share of tokens an attack may change
     attack_seed: int
     attack_max_examples: int = Field(ge=1)  # per language, for the costly greedy attack
+    task_attack_examples: int = Field(ge=0)  # per other task and language, sampled (0 = the heads go unattacked)
     batch_size: int
     processes: int = Field(ge=1)  # the two models' attack suites side by side (1 = in this process)
 

@@ -93,12 +93,12 @@ class Predictor:
     def encode(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[list[int]]:
         """Normalise, detect language where not given (unknown scripts are tokenised as English: the model
         still answers, `sora predict` warns), tokenise per language, map to ids."""
-        return self.prepare(texts, langs).ids
+        return self.prepare(texts, langs, ngram=False).ids
 
-    def prepare(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> Prepared:
+    def prepare(self, texts: Sequence[str], langs: Sequence[str | None] | None = None, ngram: bool = True) -> Prepared:
         """Everything predict_ids needs for `texts`, and what the output table reports: languages (detected
         where not given; None = neither Chinese nor English), ids, truncated (longer than the model reads:
-        max_len ids, [CLS] included) and the n-gram half's logits (None without one)."""
+        max_len ids, [CLS] included) and the n-gram half's logits (None without one, or with `ngram` False)."""
         # Only the first max_len tokens are used: cut very long texts before the (costly) normaliser and tokeniser.
         char_limit = self.max_len * 16
         norm = [normalise(t[: char_limit * 2])[:char_limit] for t in texts]
@@ -118,7 +118,7 @@ class Predictor:
                 # One id over the window tells a cut text from one that fits exactly.
                 longer = self.vocab.encode(list(toks), self.max_len + 1)
                 ids[i], truncated[i] = longer[: self.max_len], len(longer) > self.max_len
-        offsets = self.ngram.logits(norm, tokenise_as) if self.ngram is not None else None
+        offsets = self.ngram.logits(norm, tokenise_as) if self.ngram is not None and ngram else None
         return Prepared(langs, ids, truncated, offsets)
 
     def predict_ids(self, ids: list[list[int]], offsets: np.ndarray | None = None) -> np.ndarray:
@@ -176,6 +176,12 @@ class Predictor:
             return np.zeros((0, 2), dtype=np.float32)
         prepared = self.prepare(texts, langs)
         return self.predict_ids(prepared.ids, prepared.offsets)
+
+    def predict_task_proba(self, column: str, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities of the head of the task on label column `column` (no n-gram half: that is the
+        primary task's)."""
+        ids = self.prepare(texts, ngram=False).ids
+        return self.predict_tasks_ids(ids)[column]
 
     def predict_frame(self, texts: Sequence[str]):
         """What `sora predict` and the MLflow pyfunc return: label (0, 1, ...), label_name and prob_<name> (the

@@ -71,7 +71,30 @@ def _tasks_section(m: dict) -> list[str]:
     out += _table(header, rows)
     if few:
         out += ["", f"Left out, fewer than {MIN_TASK_TEXTS} test texts: " + ", ".join(few) + "."]
-    return out
+    return out + _task_attacks_section(m["evaluate"])
+
+
+def _task_attacks_section(evaluation: dict) -> list[str]:
+    """Each other task's head under the perturbation attacks, clean and worst case, model by model."""
+    models = [name for name in ("finetuned", "hardened", "distilled") if evaluation.get(name, {}).get("task_attack")]
+    if not models:
+        return []
+    rows = []
+    for task, by_attack in evaluation[models[0]]["task_attack"].items():
+        for lang in LANGS:
+            if lang not in by_attack.get("clean", {}):
+                continue
+            cells = []
+            for name in models:
+                scores = evaluation[name]["task_attack"].get(task, {})
+                clean = scores.get("clean", {}).get(lang, {}).get("acc")
+                worst = scores.get("all_perturbations", {}).get(lang, {}).get("acc")
+                cells.append(f"{_f(clean)} → {_f(worst)}")
+            rows.append([task, lang, str(by_attack["clean"][lang]["n"]), *cells])
+    return ["", "### Other tasks under attack", "",
+            "Accuracy on a seeded sample of each task's test texts (`evaluate.task_attack_examples`), clean → under "
+            "the worst of the language's perturbation attacks (`all_perturbations`).", "",
+            *_table(["task", "lang", "n", *models], rows)]  # fmt: skip
 
 
 def render(metrics_dir: Path = Path("metrics")) -> str:

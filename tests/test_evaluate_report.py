@@ -50,3 +50,44 @@ def test_figures_name_the_classes_and_the_attacks(tmp_path, monkeypatch):
     assert [t.get_text() for t in ax.get_yticklabels()] == ["negative", "positive"]
     bars = saved["robustness.png"].axes[0]
     assert sorted(t.get_text() for t in bars.get_yticklabels()) == ["en: en_typo", "zh: zh_width_flip"]
+
+
+class _TopicByKeyword:
+    """A stand-in predictor whose topic head says 1 when a text holds 足球 (football), else 0."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def predict_task_proba(self, column, texts):
+        import numpy as np
+
+        assert column == "topic"
+        self.calls += 1
+        hit = np.array([float("足球" in t) for t in texts])
+        return np.stack([1 - hit, hit], axis=1)
+
+
+def test_task_attacks_attack_a_capped_sample_of_each_tasks_labeled_texts():
+    from sora.config import load_params
+    from sora.evaluation.assess import task_attack_metrics, task_attacks
+
+    e = load_params().evaluate.model_copy(update={"task_attack_examples": 30})
+    every_row = pd.DataFrame(
+        {
+            "text": [f"今天的足球比赛{i}很精彩" for i in range(40)] + [f"今天的股市{i}上涨了" for i in range(40)]
+            + [f"the match {i}" for i in range(10)],
+            "lang": ["zh"] * 80 + ["en"] * 10,
+            "topic": [1] * 40 + [0] * 30 + [-1] * 10 + [0] * 10,  # ten zh texts without a topic label
+        }
+    )  # fmt: skip
+    predictor = _TopicByKeyword()
+    table = task_attacks(predictor, every_row, e, "zh", {"topic": "topic"})
+    assert set(table["task"]) == {"topic"} and set(table["lang"]) == {"zh"}
+    assert (table["n"] == 30).all()  # the cap, drawn from the 70 zh texts labeled for the task
+    worst = table.set_index("attack").loc["all_perturbations"]
+    assert worst["clean_accuracy"] == 1.0 and worst["accuracy_under_attack"] <= 1.0
+    metrics = task_attack_metrics(table)
+    assert metrics["topic"]["clean"] == {"zh": {"acc": 1.0, "n": 30}}
+    assert set(metrics["topic"]["all_perturbations"]["zh"]) == {"acc", "success_rate"}
+    assert task_attacks(predictor, every_row, e.model_copy(update={"task_attack_examples": 0}), "zh",
+                        {"topic": "topic"}).empty  # fmt: skip

@@ -48,6 +48,8 @@ def test_outputs_metrics_and_plots(built):
     for model in ("finetuned", "hardened", "distilled"):  # the project's second task, in every model
         assert evaluate[model]["tasks"]["topic"]["all"]["n"] > 0
         assert (built.path / f"plots/evaluate/tasks/confusion_{model}_topic.csv").is_file()
+        topic_attacks = evaluate[model]["task_attack"]["topic"]  # the topic head under the perturbation attacks
+        assert {"clean", "all_perturbations"} <= set(topic_attacks) and topic_attacks["clean"]["zh"]["n"] > 0
     prune = built.read_json("metrics/prune.json")
     assert set(prune["tasks"]["topic"]) == {"fp32", "pruned", "int8"}
     assert abs(prune["global_sparsity"] - 0.7) < 0.01
@@ -111,13 +113,14 @@ def test_evaluate_in_two_processes_matches_one(built, monkeypatch):
     checkpoints = {name: built.path / f"models/{stage}/best.ckpt" for name, stage in
                    (("finetuned", "finetune"), ("hardened", "harden"))}  # fmt: skip
     test, vocab = built.path / "data/processed/test.parquet", built.path / "data/vocab.json"
-    one = assess_all(checkpoints, test, vocab, e, threads=1, processes=1)
-    two = assess_all(checkpoints, test, vocab, e, threads=1, processes=2)
+    one = assess_all(checkpoints, test, vocab, e, threads=1, processes=1, tasks={"topic": "topic"})
+    two = assess_all(checkpoints, test, vocab, e, threads=1, processes=2, tasks={"topic": "topic"})
     assert list(one) == list(two) == ["finetuned", "hardened"]
     for name in one:
         np.testing.assert_allclose(one[name][0], two[name][0], rtol=0, atol=1e-6)
         pd.testing.assert_frame_equal(one[name][1], two[name][1])
         pd.testing.assert_frame_equal(one[name][2], two[name][2])  # per-example outcomes
+        pd.testing.assert_frame_equal(one[name][3], two[name][3])  # the other tasks' robustness
 
 
 def test_registry_champion_and_predict(repo):

@@ -25,3 +25,13 @@ def test_render_reads_nested_metrics(tmp_path):
     assert "| student pruned + int8 (`prune`) | 0.860 | – |" in text
     assert "| zh | 0.860 | 0.840 | +0.020 | 0.012 |" in text
     assert "zh +0.060" in text  # registered minus the ten-line baseline
+
+
+def test_results_show_the_other_tasks_under_attack():
+    from sora.results import _task_attacks_section
+
+    attack = {"topic": {"clean": {"zh": {"acc": 0.8, "n": 50}}, "all_perturbations": {"zh": {"acc": 0.6}}}}
+    text = "\n".join(_task_attacks_section({"hardened": {"task_attack": attack}, "distilled": {}}))
+    assert "### Other tasks under attack" in text and "| task | lang | n | hardened |" in text
+    assert "| topic | zh | 50 | 0.800 → 0.600 |" in text
+    assert _task_attacks_section({"distilled": {"zh": {"acc": 0.9}}}) == []  # no task attacked: no section

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from sora.training.data import TextDataModule
-from sora.training.modules import ClassifierModule, PretrainModule, build_classifier
+from sora.training.modules import ClassifierModule, build_classifier
+from sora.training.pretraining import PretrainModule
 from sora.training.trainer import (
     build_trainer,
     checkpoint_callbacks,
@@ -197,14 +198,26 @@ def _with_topic(frame, seed):
     return out
 
 
-def test_multitask_heads_learn_from_the_rows_labeled_for_them(data, tmp_path, tiny_model, trainer_params):
+UNCERTAINTY_AND_DENOISING = {
+    "task_weighting": "uncertainty",
+    "denoise_weight": 0.5,
+    "noise": {"mask_rate": 0.15, "delete_rate": 0.05, "span_rate": 0.05, "max_span": 3, "loss_fraction": 0.5},
+}
+
+
+@pytest.mark.parametrize("objective", [{}, UNCERTAINTY_AND_DENOISING], ids=["static", "uncertainty+denoise"])
+def test_multitask_heads_learn_from_the_rows_labeled_for_them(data, tmp_path, tiny_model, trainer_params, objective):
     from sora.inference import Predictor
     from sora.training.data import EncodedDataset
 
     train, val, vocab = data
     train, val = _with_topic(pd.concat([train] * 4, ignore_index=True), 0), _with_topic(val, 1)
     seed_and_threads(trainer_params(seed=0))
-    module = make_module(vocab, tiny_model, task_classes={"topic": 2}, task_weights={"label": 1.0, "topic": 1.0})
+    if objective:
+        objective = objective | {"noise": objective["noise"] | {"mask_id": vocab.mask_id}}
+    module = make_module(
+        vocab, tiny_model, task_classes={"topic": 2}, task_weights={"label": 1.0, "topic": 1.0}, **objective
+    )
     dm = TextDataModule(train, val, val, vocab=vocab, max_len=tiny_model.max_len, batch_size=8, task_columns=["topic"])
     trainer = build_trainer(
         trainer_params(seed=0, log_every_n_steps=1),
@@ -216,6 +229,8 @@ def test_multitask_heads_learn_from_the_rows_labeled_for_them(data, tmp_path, ti
     trainer.fit(module, datamodule=dm)
     m = trainer.callback_metrics
     assert m["val_acc"] > 0.9 and m["val_topic_acc"] > 0.9, dict(m)
+    if objective:  # the learned uncertainties and the reconstruction loss are logged
+        assert {"sigma_label", "sigma_topic", "sigma_denoise", "train_denoise_loss"} <= set(m), dict(m)
 
     model, hp = load_classifier(tmp_path / "ckpt/best.ckpt")
     assert hp["task_classes"] == {"topic": 2} and set(model.task_heads) == {"topic"}
@@ -229,7 +244,7 @@ def test_multitask_heads_learn_from_the_rows_labeled_for_them(data, tmp_path, ti
 
 
 def test_a_batch_without_labels_for_a_task_adds_nothing_to_its_loss():
-    from sora.training.modules import _masked_cross_entropy
+    from sora.training.objective import masked_cross_entropy as _masked_cross_entropy
 
     logits = torch.randn(4, 3, requires_grad=True)
     assert _masked_cross_entropy(logits, torch.full((4,), -1)).item() == 0.0

@@ -45,19 +45,51 @@ def attack_suite(
     )
 
 
+def task_attacks(predictor, every_row: pd.DataFrame, e: EvaluateParams, lang: str, tasks: dict[str, str]):
+    """The perturbation attacks (no greedy search: too costly per task) on each other task's head, over a seeded
+    sample of at most `e.task_attack_examples` test texts of `lang` labeled for the task: the suite's table with a
+    `task` column. `tasks`: label column -> task name, the heads to attack."""
+    from sora.config import MISSING_LABEL
+    from sora.evaluation.attacks import run_suite
+
+    tables = []
+    for column, name in tasks.items():
+        rows = every_row[(every_row[column] != MISSING_LABEL) & (every_row["lang"] == lang)]
+        if rows.empty or not e.task_attack_examples:
+            continue
+        sample = rows.sample(n=min(len(rows), e.task_attack_examples), random_state=e.attack_seed)
+        table = run_suite(
+            sample["text"].tolist(), sample[column].tolist(), sample["lang"].tolist(),
+            lambda texts, column=column: predictor.predict_task_proba(column, texts),
+            budget=e.attack_budget, seed=e.attack_seed, include_greedy=False, batch_size=e.batch_size,
+            progress=False, only_langs=[lang],
+        )  # fmt: skip
+        tables.append(table.assign(task=name))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
 def assess(
-    ckpt: Path, test_path: Path, vocab_path: Path, e: EvaluateParams, threads: int, progress: bool | str, lang: str
-) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, pd.DataFrame]:
+    ckpt: Path,
+    test_path: Path,
+    vocab_path: Path,
+    e: EvaluateParams,
+    threads: int,
+    progress: bool | str,
+    lang: str,
+    tasks: dict[str, str],
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """One model on the test texts of one language: their row positions, clean probabilities, the robustness
-    table and per-example attack outcomes. Runs in a worker process of its own when there are several, so it
-    loads its own inputs (nothing large crosses the process boundary)."""
+    table, per-example attack outcomes, and the robustness table of each other task's head (`task_attacks`).
+    Runs in a worker process of its own when there are several, so it loads its own inputs (nothing large
+    crosses the process boundary)."""
     import torch
 
     from sora.data.vocab import Vocab
 
     if threads > 0:
         torch.set_num_threads(threads)
-    test = labeled_for(pd.read_parquet(test_path))
+    every_row = pd.read_parquet(test_path)
+    test = labeled_for(every_row)
     rows = np.flatnonzero((test["lang"] == lang).to_numpy())
     predictor = load_predictor(ckpt, Vocab.load(vocab_path), e.batch_size)
     probs = predictor.predict_proba(test["text"].iloc[rows].tolist(), [lang] * len(rows))
@@ -65,13 +97,21 @@ def assess(
     table, outcomes = attack_suite(
         predictor, test, e, include_greedy=True, progress=progress, with_outcomes=True, only_langs=[lang]
     )
-    return rows, probs, table, outcomes
+    heads = {c: n for c, n in tasks.items() if c in getattr(predictor.model, "task_heads", {})}
+    return rows, probs, table, outcomes, task_attacks(predictor, every_row, e, lang, heads)
 
 
 def assess_all(
-    checkpoints: dict[str, Path], test_path: Path, vocab_path: Path, e: EvaluateParams, threads: int, processes: int
-) -> dict[str, tuple[np.ndarray, pd.DataFrame, pd.DataFrame]]:
-    """Every model: (clean test probabilities, robustness table, per-example outcomes with the clean ones).
+    checkpoints: dict[str, Path],
+    test_path: Path,
+    vocab_path: Path,
+    e: EvaluateParams,
+    threads: int,
+    processes: int,
+    tasks: dict[str, str] | None = None,
+) -> dict[str, tuple[np.ndarray, pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
+    """Every model: (clean test probabilities, robustness table, per-example outcomes with the clean ones, the
+    other tasks' robustness table). `tasks`: label column -> name of the other tasks whose heads are attacked.
     One job per model and language, `processes` side by side (the attack suite is mostly single-threaded
     tokenisation, so one process per job uses the cores a single process leaves idle; with one job per model, a
     third model would run alone on one core). Chinese jobs, the longest, go first."""
@@ -86,7 +126,7 @@ def assess_all(
     label = lambda n, lang: f"attacks on {n} ({lang})"
     if processes <= 1:
         results = {
-            (n, lang): assess(checkpoints[n], test_path, vocab_path, e, threads, label(n, lang), lang)
+            (n, lang): assess(checkpoints[n], test_path, vocab_path, e, threads, label(n, lang), lang, tasks or {})
             for n, lang in jobs
         }
     else:
@@ -103,7 +143,7 @@ def assess_all(
             lines = not on_terminal()
             futures = {
                 job: pool.submit(assess, checkpoints[job[0]], test_path, vocab_path, e, per_process,
-                                 label(*job) if i == 0 or lines else False, job[1])
+                                 label(*job) if i == 0 or lines else False, job[1], tasks or {})
                 for i, job in enumerate(jobs)
             }  # fmt: skip
             results = {job: f.result() for job, f in futures.items()}
@@ -111,7 +151,7 @@ def assess_all(
     for n in checkpoints:
         parts = [results[(n, lang)] for lang in LANGS if (n, lang) in results]
         probs = np.zeros((len(test), parts[0][1].shape[1]))
-        for rows, part_probs, _, _ in parts:
+        for rows, part_probs, *_ in parts:
             probs[rows] = part_probs
         clean = pd.DataFrame(
             {
@@ -122,7 +162,8 @@ def assess_all(
             }
         )
         table = pd.concat([part[2] for part in parts], ignore_index=True).assign(model=n)
-        out[n] = (probs, table, pd.concat([clean, *(part[3] for part in parts)], ignore_index=True))
+        task_table = pd.concat([part[4] for part in parts], ignore_index=True).assign(model=n)
+        out[n] = (probs, table, pd.concat([clean, *(part[3] for part in parts)], ignore_index=True), task_table)
     return out
 
 
@@ -134,6 +175,17 @@ def attack_metrics(table: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]
             "acc": round(float(row.accuracy_under_attack), 5),
             "success_rate": round(float(row.attack_success_rate), 5),
         }
+    return out
+
+
+def task_attack_metrics(table: pd.DataFrame) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """{task: {attack: {lang: {acc, success_rate}}}} from `task_attacks`' table, with the sample's clean accuracy
+    and size under the pseudo-attack `clean`."""
+    out = {}
+    for task, rows in table.groupby("task", sort=False):
+        first = rows.drop_duplicates("lang")
+        clean = {r.lang: {"acc": round(float(r.clean_accuracy), 5), "n": int(r.n)} for r in first.itertuples()}
+        out[task] = {"clean": clean, **attack_metrics(rows)}
     return out
 
 

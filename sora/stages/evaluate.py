@@ -1,7 +1,7 @@
 """evaluate: the finetuned, hardened and distilled models side by side on the test split — accuracy, macro-F1,
 calibration, ROC/PR, confusion, the bilingual attack suite (TextAttack-style table) and the behavioural
-(CheckList) cases for the primary task; accuracy, macro-F1 and confusion of every other task's head
--> metrics/evaluate.json, plots/evaluate/*.csv and plots/evaluate/tasks/*.csv (DVC plots),
+(CheckList) cases for the primary task; accuracy, macro-F1, confusion and the perturbation attacks of every
+other task's head -> metrics/evaluate.json, plots/evaluate/*.csv, plots/evaluate/tasks/*.csv (DVC plots),
 plots/evaluate/*.png (MLflow figures)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pandas as pd
 from sora.config import MISSING_LABEL
 from sora.data.tasks import labeled_splits
 from sora.data.vocab import Vocab
-from sora.evaluation.assess import assess_all, attack_metrics, load_predictor
+from sora.evaluation.assess import assess_all, attack_metrics, load_predictor, task_attack_metrics
 from sora.evaluation.behaviour import behaviour_figure, behaviour_report, load_cases
 from sora.evaluation.report import clean_metrics, curves, figures, paired_comparison, task_scores
 from sora.io import write_csv, write_json
@@ -33,16 +33,21 @@ def run(ctx: StageContext) -> None:
     cases = load_cases(args.cases)
     test = labeled_splits(read_frames(args, "test"))["test"]
     labels, langs = test["label"].to_numpy(), test["lang"].to_numpy()
+    tasks = {t.column: (name, t) for name, t in ctx.params.tasks.items() if t.column != ctx.params.primary.column}
     assessed = assess_all(
-        checkpoints, args.test, args.vocab, e, threads=ctx.params.trainer.threads, processes=e.processes
-    )
+        checkpoints, args.test, args.vocab, e, ctx.params.trainer.threads, e.processes,
+        {column: name for column, (name, _) in tasks.items()},
+    )  # fmt: skip
     out = args.plots
     names = np.array(ctx.params.primary.names_for(next(iter(assessed.values()))[0].shape[1]))
     metrics: dict = {"test_n": len(test)}
-    results, robustness, outcomes = {}, [], {}
-    for name, (probs, table, per_example) in assessed.items():
+    results, robustness, outcomes, task_robustness = {}, [], {}, []
+    for name, (probs, table, per_example, task_table) in assessed.items():
         outcomes[name] = per_example
         metrics[name] = {**clean_metrics(probs, labels, langs), "attack": attack_metrics(table)}
+        if not task_table.empty:  # each other task's head under the perturbation attacks
+            metrics[name]["task_attack"] = task_attack_metrics(task_table)
+            task_robustness.append(task_table)
         results[name] = {"probs": probs, "labels": labels, "curves": curves(probs, labels)}
         robustness.append(table)
         for kind, frame in results[name]["curves"].items():
@@ -55,6 +60,8 @@ def run(ctx: StageContext) -> None:
         }
     robust = pd.concat(robustness, ignore_index=True)
     write_csv(out / "robustness.csv", robust)
+    if task_robustness:
+        write_csv(out / "task_robustness.csv", pd.concat(task_robustness, ignore_index=True))
     # Is each step really better or worse under each attack, or within noise? (paired, same examples)
     metrics["paired_p_value"], paired_tables = {}, []
     for before, after in PAIRS:
@@ -68,7 +75,6 @@ def run(ctx: StageContext) -> None:
     vocab = Vocab.load(args.vocab)
     behaviour_tables, task_tables = [], []
     every_row = read_frames(args, "test")["test"]  # the other tasks' heads: every test text labeled for them
-    tasks = {t.column: (name, t) for name, t in ctx.params.tasks.items() if t.column != ctx.params.primary.column}
     for name in MODELS:
         predictor = load_predictor(checkpoints[name], vocab, e.batch_size, cache_tokens=False)
         metrics[name]["behaviour"], table = behaviour_report(cases, predictor.predict_proba)
@@ -93,6 +99,8 @@ def run(ctx: StageContext) -> None:
         ctx.log_artifact(png, artifact_path="figures")
     for path in (args.metrics, out / "robustness.csv", out / "behaviour.csv", *paired_tables):
         ctx.log_artifact(path)
+    if task_robustness:
+        ctx.log_artifact(out / "task_robustness.csv", artifact_path="tasks")
     for path in task_tables:
         ctx.log_artifact(path, artifact_path="tasks")
 

@@ -34,6 +34,7 @@ def run(ctx: StageContext) -> None:
     splits = every_row if multitask else labeled_splits(every_row)
     module = classifier_module(params, vocab, hp["num_classes"], h.lr, adversarial=True, multitask=multitask)
     module.model.load_state_dict(state)
+    module.load_objective_state(finetuned["state_dict"])  # learned task weights, the denoising decoder
     if h.continue_optimizer:  # a fresh Adam moves every weight by about lr at first and knocks the model off
         module.warm_optimizer_state = finetuned["optimizer_states"][0]
     splits["train"] = augment_with_attacks(

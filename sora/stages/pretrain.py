@@ -14,8 +14,8 @@ from sora.pipeline.entry import StageContext, require, stage_main
 from sora.pipeline.spec import fingerprint
 from sora.training.data import denoising_data, pretrain_corpus
 from sora.training.fit import ResumableFit, fit_resumable
-from sora.training.modules import PretrainModule
 from sora.training.ppmi import nearest, ppmi_encoder
+from sora.training.pretraining import PretrainModule
 from sora.training.trainer import seed_and_threads
 
 PROBES = ("好", "差", "失望", "good", "bad", "boring")  # printed with their nearest words, a readable check

@@ -1,4 +1,5 @@
-"""LightningModules: denoising pretraining and (optionally adversarial) classification.
+"""The classification LightningModule (fine-tuning, hardening, distillation, pruning recovery) and the optimizer
+helpers the training modules share.
 
 Hyperparameters are plain ints/floats/strs/dicts only, so checkpoints load with torch.load(weights_only=True).
 """
@@ -17,10 +18,10 @@ from torchmetrics import MetricCollection, SumMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from sora.config import MISSING_LABEL, ModelParams, Params
-from sora.models.autoencoder import DenoisingAutoencoder
-from sora.models.classifier import build_classifier, build_encoder, plain_model_params
+from sora.models.classifier import build_classifier, plain_model_params
 from sora.training.adversarial import METHODS, adversarial_loss
 from sora.training.data import LANG_IDS
+from sora.training.objective import DENOISE, JointObjective, masked_cross_entropy
 
 
 def adamw(params, lr: float) -> torch.optim.AdamW:
@@ -62,71 +63,6 @@ def log_train_loss(module: L.LightningModule, loss: torch.Tensor, batch_size: in
     module.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=batch_size)
 
 
-class PretrainModule(L.LightningModule):
-    """Denoising-autoencoder pretraining. Batches: {noisy, target} from TextDataModule(mode='denoise')."""
-
-    def __init__(
-        self,
-        vocab_size: int,
-        pad_id: int,
-        model_params: ModelParams | dict[str, Any],
-        lr: float = 1e-3,
-        loss_fraction: float = 1.0,
-        tie_output: bool = True,
-    ):
-        super().__init__()
-        model_params = plain_model_params(model_params)
-        self.save_hyperparameters(
-            {
-                "vocab_size": vocab_size,
-                "pad_id": pad_id,
-                "model_params": model_params,
-                "lr": lr,
-                "loss_fraction": loss_fraction,
-                "tie_output": tie_output,
-            }
-        )
-        encoder = build_encoder(vocab_size, pad_id, model_params)
-        self.autoencoder = DenoisingAutoencoder(
-            encoder, vocab_size, model_params["decoder_layers"], model_params["dropout"], tie_output
-        )
-
-    def encoder_state_dict(self) -> dict[str, torch.Tensor]:
-        """What ClassifierModule.load_encoder_state expects."""
-        return self.autoencoder.encoder.state_dict()
-
-    def on_train_epoch_start(self) -> None:
-        # New noise every epoch, deterministic per (seed, epoch, item).
-        dataset = getattr(self.trainer.train_dataloader, "dataset", None)
-        if hasattr(dataset, "set_epoch"):
-            dataset.set_epoch(self.current_epoch)
-
-    def _step(
-        self,
-        batch: dict[str, torch.Tensor],
-        generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.autoencoder.loss_and_accuracy(
-            batch["noisy"], batch["target"], self.hparams.pad_id, self.hparams.get("loss_fraction", 1.0), generator
-        )
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss, _ = self._step(batch)
-        log_train_loss(self, loss, batch["target"].size(0))
-        return loss
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        # The same scored positions every epoch, so val_loss is comparable across epochs.
-        generator = torch.Generator(device=batch["target"].device).manual_seed(batch_idx)
-        loss, acc = self._step(batch, generator)
-        n = batch["target"].size(0)
-        self.log("val_loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=n)
-        self.log("val_token_acc", acc, on_epoch=True, sync_dist=True, batch_size=n)
-
-    def configure_optimizers(self):
-        return adamw(self.parameters(), self.hparams.lr)
-
-
 def _with_offset(offset: torch.Tensor | None):
     """Cross-entropy of the network's logits plus fixed per-row logits of another model (the n-gram model):
     the network is then trained on what that model gets wrong."""
@@ -135,20 +71,15 @@ def _with_offset(offset: torch.Tensor | None):
     return lambda logits, target: F.cross_entropy(logits + offset, target)
 
 
-def _masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the rows that have a label (0 when none has: the term then adds nothing)."""
-    total = F.cross_entropy(logits, labels, ignore_index=MISSING_LABEL, reduction="sum")
-    return total / labels.ne(MISSING_LABEL).sum().clamp(min=1)
-
-
 class ClassifierModule(L.LightningModule):
     """Fine-tuning / hardening. Batches: {ids, label, lang_id[, tasks]} from TextDataModule(mode='classify').
     Logs {stage}_acc, {stage}_f1 (macro) overall and per language (_zh, _en) for stage in val/test, for the
     primary task; with other tasks (`task_classes`, label column -> classes), {stage}_{column}_acc too.
 
-    The joint loss is the sum over tasks of weight x mean cross-entropy over the batch rows labeled for the
-    task (`task_weights`, by label column; the primary task's is under `label`). A row without a primary label
-    (label -1) trains the other heads only."""
+    The joint loss (sora.training.objective) combines, per task, the mean cross-entropy over the batch rows
+    labeled for it (`task_weights` by label column, the primary task's under `label`; `task_weighting` static or
+    uncertainty), and with `denoise_weight` > 0 the reconstruction of the batch's texts corrupted by `noise`. A row
+    without a primary label (label -1) trains the other heads only."""
 
     def __init__(
         self,
@@ -170,6 +101,9 @@ class ClassifierModule(L.LightningModule):
         wide_lr_scale: float = 1.0,
         task_classes: dict[str, int] | None = None,
         task_weights: dict[str, float] | None = None,
+        task_weighting: str = "static",
+        denoise_weight: float = 0.0,
+        noise: dict[str, Any] | None = None,
     ):
         super().__init__()
         if adv_method not in METHODS:
@@ -195,9 +129,19 @@ class ClassifierModule(L.LightningModule):
                 "wide_lr_scale": wide_lr_scale,
                 "task_classes": dict(task_classes or {}),
                 "task_weights": dict(task_weights or {}),
+                "task_weighting": task_weighting,
+                "denoise_weight": denoise_weight,
+                "noise": dict(noise or {}),
             }
         )
         self.model = build_classifier(vocab_size, pad_id, model_params, num_classes, task_classes)
+        weights = {c: float((task_weights or {}).get(c, 1.0)) for c in ("label", *(task_classes or {}))}
+        if denoise_weight > 0:
+            weights[DENOISE] = denoise_weight
+        # After the model, so its parameters are named model.* (the denoiser shares the encoder).
+        self.objective = JointObjective(
+            weights, task_weighting, self.model.encoder, model_params["decoder_layers"], model_params["dropout"], noise
+        )
         # Pretrained word vectors move slowly, or not at all (scale 0): a few thousand labels would otherwise
         # pull the words they contain away from the words met only in unlabeled text, which is what pretraining
         # was for (ULMFiT's discriminative learning rates).
@@ -234,8 +178,12 @@ class ClassifierModule(L.LightningModule):
         """Initialise the encoder from a pretrained one (PretrainModule.encoder_state_dict())."""
         self.model.encoder.load_state_dict(state_dict)
 
-    def _weight(self, column: str) -> float:
-        return float(self.hparams.get("task_weights", {}).get(column, 1.0))
+    def load_objective_state(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """The objective's learned parts (log-variances, the denoising decoder) from a checkpoint of a module with
+        the same objective, as harden continues finetune's run; nothing when that module had none."""
+        own = {k.removeprefix("objective."): v for k, v in state_dict.items() if k.startswith("objective.")}
+        if own:
+            self.objective.load_state_dict(own)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         h = self.hparams
@@ -264,32 +212,43 @@ class ClassifierModule(L.LightningModule):
                 unk_id=h.unk_id,
             )
 
+        losses: dict[str, torch.Tensor] = {}
+        present: dict[str, torch.Tensor | bool] = {}  # which terms had rows in this batch
         if tasks is None:
-            loss = attacked(slice(None))
-            log_train_loss(self, loss, ids.size(0))
-            return loss
-        # Soft targets (a distilled student): every row has the teacher's probabilities for the primary task.
-        soft = "soft" in batch
-        primary_loss = F.cross_entropy if soft else _masked_cross_entropy
-        out = self.model.all_tasks(ids)  # every head from one encoder pass
-        if h.adv_method == "none" and not h.get("adv_token_budget", 0.0):
-            primary = out["primary"] + offset if offset is not None else out["primary"]
-            loss = self._weight("label") * primary_loss(primary, target)
-        else:  # the adversary attacks the primary task on its labeled rows; the heads learn from the clean pass
+            losses["label"] = attacked(slice(None))
+        else:
+            # Soft targets (a distilled student): every row has the teacher's probabilities for the primary task.
+            soft = "soft" in batch
+            out = self.model.all_tasks(ids)  # every head from one encoder pass
             rows = torch.ones(len(ids), dtype=torch.bool, device=ids.device) if soft else target.ne(MISSING_LABEL)
-            # A batch without primary labels still touches the primary head (with zero gradient): DDP expects
-            # every parameter in every step's graph.
-            loss = 0.0 * out["primary"].sum()
-            if rows.any():
-                loss = loss + self._weight("label") * attacked(rows)
-        task_soft = batch.get("task_soft", {})  # a student learns the teacher's heads on every row
-        for i, column in enumerate(h.task_classes):
-            if column in task_soft:
-                loss = loss + self._weight(column) * F.cross_entropy(out[column], task_soft[column])
-            else:
-                loss = loss + self._weight(column) * _masked_cross_entropy(out[column], tasks[:, i])
+            present["label"] = rows.any()
+            if h.adv_method == "none" and not h.get("adv_token_budget", 0.0):
+                primary = out["primary"] + offset if offset is not None else out["primary"]
+                losses["label"] = (F.cross_entropy if soft else masked_cross_entropy)(primary, target)
+            else:  # the adversary attacks the primary task on its labeled rows; the heads learn from the clean pass
+                # A batch without primary labels still touches the primary head (with zero gradient): DDP expects
+                # every parameter in every step's graph.
+                losses["label"] = 0.0 * out["primary"].sum()
+                if rows.any():
+                    losses["label"] = losses["label"] + attacked(rows)
+            task_soft = batch.get("task_soft", {})  # a student learns the teacher's heads on every row
+            for i, column in enumerate(h.task_classes):
+                if column in task_soft:
+                    losses[column] = F.cross_entropy(out[column], task_soft[column])
+                else:
+                    losses[column] = masked_cross_entropy(out[column], tasks[:, i])
+                    present[column] = tasks[:, i].ne(MISSING_LABEL).any()
+        if self.objective.denoiser is not None:  # rebuilt from the texts as they came, before word dropout
+            losses[DENOISE] = self.objective.denoising_loss(batch["ids"], h.pad_id)
+            self.log("train_denoise_loss", losses[DENOISE], on_step=False, on_epoch=True, batch_size=ids.size(0))
+        loss = self.objective(losses, present)
         log_train_loss(self, loss, ids.size(0))
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        # The learned uncertainty of each term (uncertainty weighting): which task the encoder listens to most.
+        for name, sigma in self.objective.sigmas().items():
+            self.log(f"sigma_{name}", sigma)
 
     def _update(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
         out = self.model.all_tasks(batch["ids"])
@@ -317,7 +276,7 @@ class ClassifierModule(L.LightningModule):
                     m["n"].update(rows.sum().float())
         # Logged for every batch, so every DDP rank syncs the same keys; a batch without primary labels counts
         # as one row of loss 0.
-        loss = _masked_cross_entropy(logits, labels)
+        loss = masked_cross_entropy(logits, labels)
         self.log(f"{stage}_loss", loss, on_epoch=True, sync_dist=True, batch_size=max(int(labeled.sum()), 1))
 
     def _log_epoch(self, stage: str) -> None:
@@ -404,6 +363,12 @@ def classifier_module(
         "embedding_lr_scale": params.finetune.embedding_lr_scale,
         "wide_lr_scale": params.finetune.wide_lr_scale,
     }
+    if params.finetune.task_weighting != "static" or params.finetune.denoise_weight > 0:
+        pre = params.pretrain  # the denoising term corrupts texts as pretraining does
+        noise = {"mask_rate": pre.mask_rate, "delete_rate": pre.delete_rate, "span_rate": pre.span_rate,
+                 "max_span": pre.max_span, "loss_fraction": pre.loss_fraction, "mask_id": vocab.mask_id}  # fmt: skip
+        f = params.finetune
+        kwargs |= {"task_weighting": f.task_weighting, "denoise_weight": f.denoise_weight, "noise": noise}
     if multitask:
         others = [t for t in params.tasks.values() if t.column != params.primary.column]
         kwargs |= {"task_classes": {t.column: len(t.classes) for t in others},
