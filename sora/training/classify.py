@@ -90,6 +90,9 @@ def fit_and_score(
         metrics["test_minus_baseline"] = baseline_gap(metrics["test"], baseline["test"])
     metrics["train_examples"] = len(splits["train"])
     metrics["epochs"] = {"run": int(trainer.current_epoch), "to_best": best_epoch(work.dir / "best.ckpt")}
+    # Each task's learned uncertainty at the end of training (a large one pulls the shared encoder less).
+    if sigmas := module.objective.sigmas():
+        metrics["task_sigma"] = {names.get(term, term): round(v, 5) for term, v in sigmas.items()}
     work.finish(out, plots)
     return metrics, seconds
 
