@@ -17,12 +17,12 @@ import shutil
 import statistics
 from pathlib import Path
 
-# arm -> (multi-task, finetune params it changes)
+# arm -> (multi-task, the finetune params it sets: whatever params.yaml says, each arm is the same objective)
 ARMS = {
-    "single": (False, {}),
-    "multi": (True, {}),
-    "uncertainty": (True, {"task_weighting": "uncertainty"}),
-    "denoise": (True, {"denoise_weight": 1.0}),
+    "single": (False, {"task_weighting": "static", "denoise_weight": 0.0}),
+    "multi": (True, {"task_weighting": "static", "denoise_weight": 0.0}),
+    "uncertainty": (True, {"task_weighting": "uncertainty", "denoise_weight": 0.0}),
+    "denoise": (True, {"task_weighting": "static", "denoise_weight": 1.0}),
 }
 
 

@@ -74,6 +74,9 @@ def _tasks_section(m: dict) -> list[str]:
     return out + _task_attacks_section(m["evaluate"])
 
 
+MODEL_LABELS = {"finetuned": "fine-tuned", "hardened": "hardened", "distilled": "student"}
+
+
 def _task_attacks_section(evaluation: dict) -> list[str]:
     """Each other task's head under the perturbation attacks, clean and worst case, model by model."""
     models = [name for name in ("finetuned", "hardened", "distilled") if evaluation.get(name, {}).get("task_attack")]
@@ -82,7 +85,7 @@ def _task_attacks_section(evaluation: dict) -> list[str]:
     rows = []
     for task, by_attack in evaluation[models[0]]["task_attack"].items():
         for lang in LANGS:
-            if lang not in by_attack.get("clean", {}):
+            if by_attack.get("clean", {}).get(lang, {}).get("n", 0) < MIN_TASK_TEXTS:
                 continue
             cells = []
             for name in models:
@@ -94,7 +97,7 @@ def _task_attacks_section(evaluation: dict) -> list[str]:
     return ["", "### Other tasks under attack", "",
             "Accuracy on a seeded sample of each task's test texts (`evaluate.task_attack_examples`), clean → under "
             "the worst of the language's perturbation attacks (`all_perturbations`).", "",
-            *_table(["task", "lang", "n", *models], rows)]  # fmt: skip
+            *_table(["task", "lang", "n", *(MODEL_LABELS[name] for name in models)], rows)]  # fmt: skip
 
 
 def render(metrics_dir: Path = Path("metrics")) -> str:

@@ -33,6 +33,11 @@ def test_uncertainty_weights_follow_kendall_and_skip_the_regulariser_of_an_absen
     assert objective.sigmas() == pytest.approx({"label": math.exp(0.25), "topic": math.exp(-0.5)})
 
 
+def test_a_single_term_is_weighted_statically():
+    objective = JointObjective({"label": 1.0}, "uncertainty")  # nothing to balance: s would only rescale the lr
+    assert objective.weighting == "static" and list(objective.parameters()) == []
+
+
 def test_a_term_with_a_high_loss_learns_a_larger_uncertainty():
     objective = JointObjective({"easy": 1.0, "hard": 1.0}, "uncertainty")
     opt = torch.optim.SGD(objective.parameters(), lr=0.1)

@@ -30,8 +30,10 @@ def test_render_reads_nested_metrics(tmp_path):
 def test_results_show_the_other_tasks_under_attack():
     from sora.results import _task_attacks_section
 
-    attack = {"topic": {"clean": {"zh": {"acc": 0.8, "n": 50}}, "all_perturbations": {"zh": {"acc": 0.6}}}}
+    attack = {"topic": {"clean": {"zh": {"acc": 0.8, "n": 50}, "en": {"acc": 1.0, "n": 1}},
+                        "all_perturbations": {"zh": {"acc": 0.6}, "en": {"acc": 1.0}}}}  # fmt: skip
     text = "\n".join(_task_attacks_section({"hardened": {"task_attack": attack}, "distilled": {}}))
+    assert "| topic | en |" not in text  # one text is noise, as in the tasks table
     assert "### Other tasks under attack" in text and "| task | lang | n | hardened |" in text
     assert "| topic | zh | 50 | 0.800 → 0.600 |" in text
     assert _task_attacks_section({"distilled": {"zh": {"acc": 0.9}}}) == []  # no task attacked: no section

@@ -90,8 +90,12 @@ def fit_and_score(
         metrics["test_minus_baseline"] = baseline_gap(metrics["test"], baseline["test"])
     metrics["train_examples"] = len(splits["train"])
     metrics["epochs"] = {"run": int(trainer.current_epoch), "to_best": best_epoch(work.dir / "best.ckpt")}
-    # Each task's learned uncertainty at the end of training (a large one pulls the shared encoder less).
-    if sigmas := module.objective.sigmas():
+    # Each task's learned uncertainty in the best checkpoint (a large one pulls the shared encoder less).
+    if module.objective.sigmas():
+        from sora.training.trainer import load_checkpoint
+
+        module.load_objective_state(load_checkpoint(work.dir / "best.ckpt")["state_dict"])
+        sigmas = module.objective.sigmas()
         metrics["task_sigma"] = {names.get(term, term): round(v, 5) for term, v in sigmas.items()}
     work.finish(out, plots)
     return metrics, seconds

@@ -240,7 +240,7 @@ class ClassifierModule(L.LightningModule):
                     present[column] = tasks[:, i].ne(MISSING_LABEL).any()
         if self.objective.denoiser is not None:  # rebuilt from the texts as they came, before word dropout
             losses[DENOISE] = self.objective.denoising_loss(batch["ids"], h.pad_id)
-            self.log("train_denoise_loss", losses[DENOISE], on_step=False, on_epoch=True, batch_size=ids.size(0))
+            self.log("train_denoise_loss", losses[DENOISE], on_epoch=True, sync_dist=True, batch_size=ids.size(0))
         loss = self.objective(losses, present)
         log_train_loss(self, loss, ids.size(0))
         return loss
@@ -363,12 +363,12 @@ def classifier_module(
         "embedding_lr_scale": params.finetune.embedding_lr_scale,
         "wide_lr_scale": params.finetune.wide_lr_scale,
     }
-    if params.finetune.task_weighting != "static" or params.finetune.denoise_weight > 0:
+    f = params.finetune
+    kwargs |= {"task_weighting": f.task_weighting, "denoise_weight": f.denoise_weight}
+    if f.denoise_weight > 0:
         pre = params.pretrain  # the denoising term corrupts texts as pretraining does
-        noise = {"mask_rate": pre.mask_rate, "delete_rate": pre.delete_rate, "span_rate": pre.span_rate,
-                 "max_span": pre.max_span, "loss_fraction": pre.loss_fraction, "mask_id": vocab.mask_id}  # fmt: skip
-        f = params.finetune
-        kwargs |= {"task_weighting": f.task_weighting, "denoise_weight": f.denoise_weight, "noise": noise}
+        noise = ("mask_rate", "delete_rate", "span_rate", "max_span", "loss_fraction")
+        kwargs["noise"] = {key: getattr(pre, key) for key in noise} | {"mask_id": vocab.mask_id}
     if multitask:
         others = [t for t in params.tasks.values() if t.column != params.primary.column]
         kwargs |= {"task_classes": {t.column: len(t.classes) for t in others},

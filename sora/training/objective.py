@@ -5,8 +5,9 @@ Static: sum of weight x loss. Uncertainty (Kendall, Gal and Cipolla 2018, "Multi
 to weigh losses"): each term has a learned log-variance s, and contributes weight x (exp(-s) x loss + s / 2), the
 form their paper derives for a softmax classifier (1 / sigma^2 x loss + log sigma). A task whose loss stays high
 (noisy labels, a hard task) learns a large s and pulls the shared encoder less; s / 2 keeps s from growing without
-bound. A term is counted only on batches that have rows for it, so a task labeled on few rows is not pushed
-towards a large s by the batches that lack it.
+bound. A term's s / 2 counts only on batches that have rows for the term: on the others its loss is 0, and s / 2
+alone would push s down, so a task labeled on few rows would drift towards an ever larger weight. With a single
+term there is nothing to balance (s would only rescale the learning rate), so it is weighted statically.
 
 Denoising: the batch's texts, corrupted as in pretraining (masks, deletions, span infilling), are rebuilt by a small
 decoder on the classifier's own encoder, so fine-tuning keeps modelling the language of every text it reads, not
@@ -57,6 +58,8 @@ class JointObjective(nn.Module):
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
         self.weights, self.weighting = dict(weights), weighting
         self.terms = list(self.weights)
+        if weighting == "uncertainty" and len(self.terms) < 2:
+            weighting = self.weighting = "static"
         if weighting == "uncertainty":
             self.log_vars = nn.Parameter(torch.zeros(len(self.terms)))  # s = log sigma^2, sigma = 1 at the start
         self.noise = dict(noise or {})

@@ -63,7 +63,11 @@ def prune_and_recover(params: Params, model: torch.nn.Module, vocab, train) -> N
         return
     # A multi-task model recovers on every task's rows (rows without a primary label have label -1).
     columns = list(getattr(model, "task_heads", {}))
-    module = classifier_module(params, vocab, model.head.out_features, p.lr, multitask=bool(columns))
+    # No denoising term here: its decoder would read the embedding of the module's own encoder, not of the model
+    # swapped in below, and the pruning masks would hide from it what they zero.
+    module = classifier_module(
+        params, vocab, model.head.out_features, p.lr, multitask=bool(columns), denoise_weight=0.0
+    )
     module.model = model
     data = TextDataModule(
         train, vocab=vocab, max_len=params.model.max_len, batch_size=t.batch_size, num_workers=t.num_workers,
