@@ -157,65 +157,6 @@ def schedule(
     serve_schedule(name, cron, timezone)
 
 
-def _load_model(model: str):
-    """A Predictor from a Sora bundle folder, a Sora MLflow model folder, or a model URI (models:/sora@champion,
-    runs:/...). Only the bundle is read, as data: nothing from an MLflow model folder runs, and a folder that
-    is not a Sora model is refused rather than handed to MLflow, which would execute its code."""
-    import os
-
-    from sora.config import ConfigError, load_params
-    from sora.tracking.runs import setup_mlflow, sqlite_store
-
-    local = Path(model)
-    if local.is_dir() and (local / "config.json").is_file():
-        from sora.inference import load_bundle
-
-        return load_bundle(model)
-    if local.is_dir():
-        from sora.tracking.pyfunc import NotASoraModel, load_sora_model
-
-        try:
-            return load_sora_model(local)
-        except NotASoraModel as err:
-            _fail(str(err))
-    if local.exists():
-        _fail(f"{model}: not a folder (give a Sora bundle such as models/prune, or an MLflow model URI)")
-    if "://" not in model and not model.startswith(("models:/", "runs:/")):
-        _fail(f"{model}: no such model folder (give a Sora bundle such as models/prune, or an MLflow model URI)")
-    try:
-        params = load_params()
-    except ConfigError as err:
-        _fail(f"{err}; or pass --model (a bundle folder such as models/prune, or an MLflow model URI)")
-    store = sqlite_store(params)
-    if store is not None and not store.is_file():
-        # Checked first: MLflow would create an empty store here and then report the model as missing.
-        _fail(
-            f"no MLflow store at {store}: run `sora predict` from the Sora repository root "
-            "after `make pipeline`, or pass --model (a bundle folder such as models/prune, or a model URI)"
-        )
-    setup_mlflow(params)
-    # Its download progress bar would land among the predictions.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from mlflow.exceptions import MlflowException
-
-    from sora.tracking.pyfunc import NotASoraModel, load_sora_model
-
-    try:
-        return load_sora_model(model)
-    except NotASoraModel as err:
-        _fail(str(err))
-    except (MlflowException, OSError) as err:
-        if model.endswith("@champion") and "alias champion not found" in str(err).lower():
-            _fail(
-                f"no champion yet for {model}: the registry gate has refused every candidate (metrics/register.json "
-                "says why); to try the latest one anyway: --model " + model.replace("@champion", "@candidate")
-            )
-        _fail(
-            f"cannot load model '{model}': {str(err).splitlines()[0]} "
-            "(run the pipeline first: `make pipeline`, or pass --model)"
-        )
-
-
 @app.command()
 def predict(
     texts: list[str] | None = typer.Argument(None, help="Texts to classify."),
@@ -275,7 +216,13 @@ def predict(
         )
         _fail(f"{len(empty_arguments) + len(empty_rows)} empty text(s), first at {where}: nothing to classify")
     items = arguments + from_file
-    result = _load_model(model).predict_frame(items)
+    from sora.model_source import ModelSourceError, load_predictor
+
+    try:
+        predictor = load_predictor(model)
+    except ModelSourceError as err:
+        _fail(str(err))
+    result = predictor.predict_frame(items)
     result.insert(0, "text", items)
     unknown = result.index[result["lang"] == "unknown"].tolist() if "lang" in result else []
     if unknown:

@@ -315,9 +315,14 @@ class Params(Block):
         return next(t for t in self.tasks.values() if t.column == PRIMARY_COLUMN)
 
     @property
+    def other_tasks(self) -> dict[str, TaskParams]:
+        """The tasks besides the primary one, by name (each a head beside the primary task's)."""
+        return {name: t for name, t in self.tasks.items() if t.column != PRIMARY_COLUMN}
+
+    @property
     def columns(self) -> list[str]:
         """Every task's label column, the primary task's first."""
-        return [PRIMARY_COLUMN, *(t.column for t in self.tasks.values() if t.column != PRIMARY_COLUMN)]
+        return [PRIMARY_COLUMN, *(t.column for t in self.other_tasks.values())]
 
 
 def _describe(err: ValidationError, source: str) -> str:

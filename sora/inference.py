@@ -95,6 +95,10 @@ class Predictor:
         still answers, `sora predict` warns), tokenise per language, map to ids."""
         return self.prepare(texts, langs, ngram=False).ids
 
+    def encode_tokens(self, token_lists) -> list[list[int]]:
+        """Ids of texts tokenised already (a split's `tokens` column), cut to the model's window."""
+        return [self.vocab.encode(list(tokens), self.max_len) for tokens in token_lists]
+
     def prepare(self, texts: Sequence[str], langs: Sequence[str | None] | None = None, ngram: bool = True) -> Prepared:
         """Everything predict_ids needs for `texts`, and what the output table reports: languages (detected
         where not given; None = neither Chinese nor English), ids, truncated (longer than the model reads:

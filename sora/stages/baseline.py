@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sora.config import PRIMARY_COLUMN
 from sora.data.tasks import labeled_splits
 from sora.evaluation.baseline import TunedClassical, evaluate_baseline
 from sora.io import write_json, write_parquet
@@ -31,12 +30,11 @@ def run(ctx: StageContext) -> None:
     tuned.fit(splits["train"], splits["val"])
     reference = {split: tuned.scores(splits[split], reference=True) for split in ("test", "val")}
     half = {split: tuned.scores(splits[split], known=reference[split]) for split in ("test", "val")}
-    other_tasks = {name: t.column for name, t in params.tasks.items() if t.column != PRIMARY_COLUMN}
     metrics = {
         "test": evaluate_baseline(splits, p.C, p.max_iter, ctx.params.trainer.threads),
         "tasks": {
             name: evaluate_baseline(labeled_splits(every_row, column), p.C, p.max_iter, params.trainer.threads, column)
-            for name, column in other_tasks.items()
+            for name, column in ((name, t.column) for name, t in params.other_tasks.items())
         },
         "tuned": {**reference, "C": tuned.chosen_C},
         "ngram_half": {

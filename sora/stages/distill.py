@@ -49,8 +49,8 @@ def run(ctx: StageContext) -> None:
     pool = unlabeled_part(pool, every_row["train"], d.max_pool_texts, params.trainer.seed)
     # With other tasks, the student has their heads too and learns every head's teacher on every text: train
     # texts labeled for other tasks only learn the primary task's teacher as pool texts do.
-    multitask = len(params.tasks) > 1
-    others = [t.column for t in params.tasks.values() if t.column != params.primary.column] if multitask else []
+    others = [t.column for t in params.other_tasks.values()]
+    multitask = bool(others)
     train = every_row["train"]
     other_only = train[train["label"] == MISSING_LABEL].reset_index(drop=True) if multitask else train.iloc[:0]
 
@@ -58,9 +58,12 @@ def run(ctx: StageContext) -> None:
     frames = {"train": splits["train"], "val": splits["val"], "test": splits["test"], "pool": pool}
     if multitask:
         frames["other_only"] = other_only
-    # The n-gram model's logits: out-of-fold on train (it has seen those texts), its own everywhere else.
+    # The n-gram model's logits: out-of-fold on train (it has seen those texts), its own everywhere else. On val
+    # and test every text gets them (the student is scored on every task's rows); the primary task's are a subset.
+    held = {s: ngram.logits(every_row[s]["text"].tolist(), every_row[s]["lang"].tolist()) for s in ("val", "test")}
     offsets = {"train": read_train_logits(args.train_logits, splits["train"], str(args.train))}
-    offsets |= {n: ngram.logits(f["text"].tolist(), f["lang"].tolist()) for n, f in frames.items() if n != "train"}
+    offsets |= {s: logits[(every_row[s]["label"] != MISSING_LABEL).to_numpy()] for s, logits in held.items()}
+    offsets |= {n: ngram.logits(f["text"].tolist(), f["lang"].tolist()) for n, f in frames.items() if n not in offsets}
 
     hardened, hp = load_classifier(hardened_ckpt)
     predictor = Predictor(hardened, vocab, hp["model_params"]["max_len"], params.evaluate.batch_size)
@@ -71,8 +74,7 @@ def run(ctx: StageContext) -> None:
         print(f"distill: the hardened model predicts {sum(len(frames[n]) for n in names)} texts", flush=True)
         out = {}
         for n in names:
-            ids = [vocab.encode(list(t), predictor.max_len) for t in frames[n]["tokens"]]
-            probs = predictor.predict_tasks_ids(ids, tasks=multitask)
+            probs = predictor.predict_tasks_ids(predictor.encode_tokens(frames[n]["tokens"]), tasks=multitask)
             task_teacher[n] = {column: p for column, p in probs.items() if column != "primary"}
             out[n] = (probs["primary"], softmax(offsets[n], axis=1))
         return out
@@ -107,9 +109,8 @@ def run(ctx: StageContext) -> None:
         ),  # fmt: skip
     }
     for s in ("val", "test"):  # scored on every task's rows: the primary task's on its own (score_checkpoint)
-        held = every_row[s] if multitask else splits[s]
-        logits = ngram.logits(held["text"].tolist(), held["lang"].tolist()) if multitask else offsets[s]
-        student_splits[s] = held.assign(offset=list(logits))
+        rows, logits = (every_row[s], held[s]) if multitask else (splits[s], offsets[s])
+        student_splits[s] = rows.assign(offset=list(logits))
     metrics, seconds = fit_and_score(
         params, module, vocab, student_splits, d.max_epochs, d.patience, ResumableFit(ctx.work_dir),
         fingerprint(params, ctx.spec), args.out, args.plots, read_json(args.baseline), ctx.lightning_loggers(),

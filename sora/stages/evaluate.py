@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from sora.config import MISSING_LABEL
-from sora.data.tasks import labeled_splits
+from sora.data.tasks import labeled_for
 from sora.data.vocab import Vocab
 from sora.evaluation.assess import assess_all, attack_metrics, load_predictor, task_attack_metrics
 from sora.evaluation.behaviour import behaviour_figure, behaviour_report, load_cases
@@ -22,18 +22,15 @@ MODELS = ("finetuned", "hardened", "distilled")
 PAIRS = (("finetuned", "hardened"), ("hardened", "distilled"))  # each pipeline step against the one before
 
 
-def vocab_ids(vocab, frame: pd.DataFrame, max_len: int) -> list[list[int]]:
-    return [vocab.encode(list(tokens), max_len) for tokens in frame["tokens"]]
-
-
 def run(ctx: StageContext) -> None:
     args, e = ctx.args, ctx.params.evaluate
     checkpoints = {name: getattr(args, name) / "best.ckpt" for name in MODELS}
     require(args.vocab, args.cases, *checkpoints.values())
     cases = load_cases(args.cases)
-    test = labeled_splits(read_frames(args, "test"))["test"]
+    every_row = read_frames(args, "test")["test"]  # the other tasks' heads: every test text labeled for them
+    test = labeled_for(every_row)  # the primary task's
     labels, langs = test["label"].to_numpy(), test["lang"].to_numpy()
-    tasks = {t.column: (name, t) for name, t in ctx.params.tasks.items() if t.column != ctx.params.primary.column}
+    tasks = {t.column: (name, t) for name, t in ctx.params.other_tasks.items()}
     assessed = assess_all(
         checkpoints, args.test, args.vocab, e, ctx.params.trainer.threads, e.processes,
         {column: name for column, (name, _) in tasks.items()},
@@ -74,14 +71,13 @@ def run(ctx: StageContext) -> None:
             step.setdefault(row.attack, {})[row.lang] = round(row.p_value, 5)
     vocab = Vocab.load(args.vocab)
     behaviour_tables, task_tables = [], []
-    every_row = read_frames(args, "test")["test"]  # the other tasks' heads: every test text labeled for them
     for name in MODELS:
         predictor = load_predictor(checkpoints[name], vocab, e.batch_size, cache_tokens=False)
         metrics[name]["behaviour"], table = behaviour_report(cases, predictor.predict_proba)
         behaviour_tables.append(table.assign(model=name))
         heads = [c for c in tasks if c in getattr(predictor.model, "task_heads", {})]
         if heads:
-            probs = predictor.predict_tasks_ids(vocab_ids(vocab, every_row, predictor.max_len))
+            probs = predictor.predict_tasks_ids(predictor.encode_tokens(every_row["tokens"]))
             metrics[name]["tasks"] = task_scores(probs, every_row, {c: tasks[c][0] for c in heads})
             for column in heads:
                 task_name, task = tasks[column]

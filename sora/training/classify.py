@@ -11,7 +11,8 @@ from sora.config import MISSING_LABEL, Params
 from sora.errors import DataError
 from sora.evaluation.baseline import baseline_gap
 from sora.training.data import TextDataModule
-from sora.training.fit import ResumableFit, best_epoch, fit_resumable
+from sora.training.fit import ResumableFit, fit_resumable
+from sora.training.trainer import load_checkpoint
 
 
 def initialise(module, params: Params, vocab, encoder: Path | None, train: pd.DataFrame, val: pd.DataFrame) -> dict:
@@ -89,13 +90,11 @@ def fit_and_score(
     if baseline:
         metrics["test_minus_baseline"] = baseline_gap(metrics["test"], baseline["test"])
     metrics["train_examples"] = len(splits["train"])
-    metrics["epochs"] = {"run": int(trainer.current_epoch), "to_best": best_epoch(work.dir / "best.ckpt")}
+    best = load_checkpoint(work.dir / "best.ckpt")  # read once, for its epoch and its learned objective
+    metrics["epochs"] = {"run": int(trainer.current_epoch), "to_best": int(best["epoch"]) + 1}
+    module.load_objective_state(best["state_dict"])
     # Each task's learned uncertainty in the best checkpoint (a large one pulls the shared encoder less).
-    if module.objective.sigmas():
-        from sora.training.trainer import load_checkpoint
-
-        module.load_objective_state(load_checkpoint(work.dir / "best.ckpt")["state_dict"])
-        sigmas = module.objective.sigmas()
+    if sigmas := module.objective.sigmas():
         metrics["task_sigma"] = {names.get(term, term): round(v, 5) for term, v in sigmas.items()}
     work.finish(out, plots)
     return metrics, seconds
@@ -118,7 +117,7 @@ def score_checkpoint(
     columns = list(hp.get("task_classes", {}))
     out: dict[str, dict] = {}
     for split, frame in splits.items():
-        ids = [vocab.encode(list(toks), predictor.max_len) for toks in frame["tokens"]]
+        ids = predictor.encode_tokens(frame["tokens"])
         offsets = np.stack(frame["offset"].to_numpy()) if "offset" in frame else None
         probs = predictor.predict_tasks_ids(ids, offsets, tasks=bool(columns))
         labeled = (frame["label"] != MISSING_LABEL).to_numpy()

@@ -131,13 +131,6 @@ def fit_resumable(
     return trainer, time.perf_counter() - start
 
 
-def best_epoch(ckpt: Path) -> int:
-    """1-based epoch at which the checkpoint was saved."""
-    import torch
-
-    return int(torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"]) + 1
-
-
 def class_count(train: pd.DataFrame, *others: pd.DataFrame, where: str = "train split") -> int:
     """max(label) + 1 over the splits; every class must have training examples (labels 0, 1, 7 would make an
     8-class head with 5 classes never seen)."""

@@ -370,7 +370,7 @@ def classifier_module(
         noise = ("mask_rate", "delete_rate", "span_rate", "max_span", "loss_fraction")
         kwargs["noise"] = {key: getattr(pre, key) for key in noise} | {"mask_id": vocab.mask_id}
     if multitask:
-        others = [t for t in params.tasks.values() if t.column != params.primary.column]
+        others = params.other_tasks.values()
         kwargs |= {"task_classes": {t.column: len(t.classes) for t in others},
                    "task_weights": {t.column: t.weight for t in params.tasks.values()}}  # fmt: skip
     if adversarial:
